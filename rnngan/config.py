@@ -1,0 +1,225 @@
+"""Params: read once from params.yaml into frozen, typed dataclasses, one per section.
+
+Every stage calls `load_params()` first, so a bad value stops the pipeline before any work.
+Errors name the key (dotted, as `dvc exp run -S` spells it) and the allowed values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CELLS = ("rnn", "lstm", "gru", "sru")            # keys of rnngan.models.cells.CELLS
+DATASETS = ("synthfaces",)                     # keys of rnngan.data.sources.SOURCES
+FEATURES = ("randinit", "pixels")                 # keys of rnngan.metrics.features.EXTRACTORS
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ParamsError(ValueError):
+    """A params.yaml value that the pipeline cannot run with."""
+
+
+# Each field may carry a check in its metadata: a callable returning an error text or None.
+def _check(fn, default=dataclasses.MISSING, **kw):
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata={"check": fn}, **kw)
+    return field(default=default, metadata={"check": fn}, **kw)
+
+
+def positive(v):
+    return None if v > 0 else "must be > 0"
+
+
+def non_negative(v):
+    return None if v >= 0 else "must be >= 0"
+
+
+def unit(v):
+    return None if 0 <= v <= 1 else "must be between 0 and 1"
+
+
+def below_one(v):
+    return None if 0 <= v < 1 else "must be >= 0 and < 1"
+
+
+def one_of(*allowed):
+    def check(v):
+        return None if v in allowed else f"must be one of: {', '.join(map(str, allowed))}"
+    return check
+
+
+@dataclass(frozen=True)
+class DataParams:
+    dataset: str = _check(one_of(*DATASETS), "synthfaces")
+    source: str | None = None
+    image_size: int = _check(lambda v: None if v in (8, 16, 32, 64, 128, 256)
+                             else "must be one of: 8, 16, 32, 64, 128, 256", 32)
+    count: int = _check(positive, 10000)
+    workers: int = _check(non_negative, 0)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    copies: int = _check(positive, 1)
+    flip: float = _check(unit, 0.5)
+    brightness: float = _check(below_one, 0.1)
+    contrast: float = _check(below_one, 0.1)
+    saturation: float = _check(below_one, 0.1)
+    hue: float = _check(lambda v: None if 0 <= v <= 0.5 else "must be between 0 and 0.5", 0.0)
+    scale: float = _check(below_one, 0.0)
+    crop: float = _check(below_one, 0.0)
+    blur: float = _check(unit, 0.0)
+    lens: float = _check(lambda v: None if 0 <= v <= 0.5 else "must be between 0 and 0.5", 0.0)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    cell: str = _check(one_of(*CELLS), "lstm")
+    variants: list[str] = _check(
+        lambda v: (None if v and all(c in CELLS for c in v) and len(set(v)) == len(v)
+                   else f"must be a non-empty list of distinct cells from: {', '.join(CELLS)}"),
+        list(CELLS))
+    hidden: int = _check(positive, 128)
+    timesteps: int = _check(positive, 4)
+    z_dim: int = _check(positive, 64)
+    nf: int = _check(positive, 32)
+    feedback: bool = True
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    steps: int = _check(positive, 800)
+    batch_size: int = _check(positive, 64)
+    lr: float = _check(positive, 2e-4)
+    beta1: float = _check(below_one, 0.5)
+    beta2: float = _check(below_one, 0.999)
+    ema: float = _check(below_one, 0.999)
+    log_every: int = _check(positive, 10)
+    grid_every: int = _check(positive, 200)
+    device: str = _check(one_of(*DEVICES), "auto")
+    threads: int = _check(non_negative, 0)
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    count: int = _check(positive, 5000)
+    seed: int = 1234
+    grid: int = _check(lambda v: None if v > 0 and math.isqrt(v) ** 2 == v
+                       else "must be a positive square number (16, 64, ...)", 64)
+
+
+@dataclass(frozen=True)
+class MetricsParams:
+    features: str = _check(one_of(*FEATURES), "randinit")
+    real_count: int = _check(lambda v: None if v >= 2 else "must be >= 2", 5000)
+    batch_size: int = _check(positive, 250)
+    bins: int = _check(lambda v: None if 2 <= v <= 256 else "must be between 2 and 256", 64)
+    kid_subsets: int = _check(positive, 50)
+    kid_subset_size: int = _check(lambda v: None if v >= 2 else "must be >= 2", 1000)
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 0
+    data: DataParams = field(default_factory=DataParams)
+    augment: AugmentParams = field(default_factory=AugmentParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    sample: SampleParams = field(default_factory=SampleParams)
+    metrics: MetricsParams = field(default_factory=MetricsParams)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:  # YAML writes 1e-4 as a string unless it has a dot; accept ints too
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _type_name(tp: Any) -> str:
+    return str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def _build(cls: type, raw: Any, prefix: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{prefix or 'params'}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        key = f"{prefix}{unknown[0]}"
+        raise ParamsError(f"unknown key '{key}'; allowed keys here: {', '.join(fields)}")
+    values = {}
+    for name, f in fields.items():
+        key = f"{prefix}{name}"
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, raw.get(name), f"{key}.")
+            continue
+        if name not in raw:
+            continue
+        value = raw[name]
+        if tp is float and isinstance(value, str):  # PyYAML reads '2e-4' as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if not _type_ok(value, tp):
+            raise ParamsError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        check = f.metadata.get("check")
+        problem = check(value) if check else None
+        if problem:
+            raise ParamsError(f"{key}={value!r} {problem}")
+        values[name] = float(value) if tp is float else value
+    return cls(**values)
+
+
+def parse_params(raw: Any) -> Params:
+    """Build and validate Params from a parsed params.yaml mapping."""
+    params = _build(Params, raw, "")
+    if params.model.cell not in params.model.variants:
+        raise ParamsError(
+            f"model.cell={params.model.cell!r} is not in model.variants "
+            f"{params.model.variants}: add it to model.variants or pick one of them")
+    if params.data.dataset == "synthfaces" and params.data.source is not None:
+        raise ParamsError(
+            f"data.source={params.data.source!r}: synthfaces is drawn, not read; "
+            "set data.source to null")
+    if params.metrics.kid_subset_size > min(params.metrics.real_count, params.sample.count):
+        raise ParamsError(
+            f"metrics.kid_subset_size={params.metrics.kid_subset_size} must not exceed "
+            f"metrics.real_count={params.metrics.real_count} or sample.count={params.sample.count}")
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: no such params file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_params(raw)

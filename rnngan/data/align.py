@@ -1,0 +1,122 @@
+"""Face alignment: a 5-point similarity warp onto a canonical template, then an area resize.
+
+Coordinates are OpenCV's: (x, y) in pixels with pixel centres at integers, so the first pixel
+spans [-0.5, 0.5]. The template is derived from CelebA's *mean* aligned landmarks, so on real
+aligned CelebA the warp is close to a plain crop:
+
+    mean landmarks on the 178x218 image (x, y): left eye (69, 111), right eye (108, 111),
+    nose (88, 136), left mouth (72, 152), right mouth (105, 152)
+
+expressed in a square crop of side 108 px whose first pixel is (35, 67), i.e. centred at
+(89, 121). In unit coordinates of that square (0 = left/top edge, 1 = right/bottom edge):
+
+    left eye (0.3194, 0.4120)   right eye (0.6806, 0.4120)   nose (0.5, 0.6435)
+    left mouth (0.3472, 0.7917) right mouth (0.6528, 0.7917)
+
+The means are symmetric about x = 88.5, the centre of that crop, to the pixel; only the nose
+(88 -> 0.4954) is rounded to the axis so the template is mirror-symmetric, which keeps a
+horizontal flip of an aligned face an aligned face. The side (108 px) is the conventional
+CelebA crop for 64x64 training (DCGAN). DCGAN centres it on the image centre (89, 109), which
+puts the eyes at 0.52 and the mouth at 0.90 of the crop; we centre it 12 px lower, as the
+common 128 px crop at (89, 121) does, so the face sits in the middle with the chin and the
+forehead both inside.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+# CelebA's mean aligned landmarks and the square crop they are expressed in (see the docstring).
+CELEBA_MEAN_LANDMARKS = np.array([(69, 111), (108, 111), (88, 136), (72, 152), (105, 152)], dtype=np.float64)
+CROP_ORIGIN = np.array([35.0, 67.0])     # first pixel (x, y) of the 108 px crop, centred at (89, 121)
+CROP_SIDE = 108.0
+
+
+def _unit_template() -> np.ndarray:
+    """The 5 landmarks in unit coordinates of the crop, made mirror-symmetric about x = 0.5."""
+    unit = (CELEBA_MEAN_LANDMARKS - CROP_ORIGIN + 0.5) / CROP_SIDE   # +0.5: pixel centre -> edge coordinates
+    mirrored = unit[[1, 0, 2, 4, 3]].copy()                           # swap left/right partners
+    mirrored[:, 0] = 1.0 - mirrored[:, 0]
+    return (unit + mirrored) / 2.0
+
+
+def template(size: int) -> np.ndarray:
+    """5 x 2 canonical (x, y) landmark positions for a size x size output, in pixel coordinates.
+
+    Order as CelebA's: left eye, right eye, nose, left mouth corner, right mouth corner.
+    """
+    if size <= 0:
+        raise ValueError(f"size must be > 0, got {size}")
+    return _unit_template() * size - 0.5
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2 x 3 least-squares similarity (rotation, uniform scale, translation) mapping src to dst.
+
+    Umeyama (1991), with the reflection excluded: a mirrored point set is fitted by the best
+    proper rotation rather than flipped, since a flipped face is not what an aligner may output.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
+        raise ValueError(f"src and dst must be matching N x 2 arrays with N >= 2, got {src.shape} and {dst.shape}")
+    mu_src, mu_dst = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - mu_src, dst - mu_dst
+    var_src = (src_c ** 2).sum() / len(src)
+    if var_src <= 1e-12:
+        raise ValueError("src points coincide: no similarity is defined")
+    cov = dst_c.T @ src_c / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.array([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
+    rotation = u @ np.diag(d) @ vt
+    scale = (s * d).sum() / var_src
+    translation = mu_dst - scale * rotation @ mu_src
+    return np.hstack([scale * rotation, translation[:, None]])
+
+
+def transform_scale(matrix: np.ndarray) -> float:
+    """The uniform scale of a 2 x 3 similarity (output pixels per input pixel)."""
+    return float(math.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2]))))
+
+
+def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map N x 2 points through a 2 x 3 affine matrix."""
+    points = np.asarray(points, dtype=np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def canvas_factor(matrix: np.ndarray) -> int:
+    """The integer k such that warping onto a k*size canvas does not minify.
+
+    Bilinear warping that shrinks the image skips source pixels (aliasing); on a canvas k times
+    larger the warp magnifies (k * scale >= 1) and INTER_AREA then averages exact k x k blocks.
+    """
+    scale = transform_scale(matrix)
+    return max(1, math.ceil(1.0 / scale - 1e-6))
+
+
+def warp_to_size(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Warp `image` by the 2 x 3 `matrix` (image -> size x size output pixels) without aliasing."""
+    k = canvas_factor(matrix)
+    # Output pixel o covers canvas pixels k*o .. k*o + k-1, whose centre is k*o + (k-1)/2.
+    upscale = np.array([[k, 0.0, (k - 1) / 2.0], [0.0, k, (k - 1) / 2.0]])
+    canvas_matrix = upscale[:, :2] @ matrix
+    canvas_matrix[:, 2] += upscale[:, 2]
+    canvas = cv2.warpAffine(image, canvas_matrix, (k * size, k * size),
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if k == 1:
+        return canvas
+    return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
+    """The face in `image` with 5 `landmarks` (CelebA order, x/y pixels), aligned to size x size.
+
+    Channel order is kept (BGR in, BGR out); the landmarks land on `template(size)`.
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be H x W x 3, got shape {image.shape}")
+    matrix = similarity_transform(landmarks, template(size))
+    return warp_to_size(image, matrix, size)

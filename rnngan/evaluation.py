@@ -1,0 +1,94 @@
+"""The reference and analyze stages: real-image statistics once, then each variant against them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rnngan.config import MetricsParams, ParamsError
+from rnngan.io import atomic_path, log, pick_device, write_json
+from rnngan.metrics.features import extract_features
+from rnngan.metrics.fid import feature_statistics, fid_from_statistics, kid
+from rnngan.metrics.histograms import CHANNELS, colour_moments, histogram_distances, histograms
+
+
+def load_images(path: Path) -> np.ndarray:
+    images = np.load(path, mmap_mode="r")
+    if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
+        raise ParamsError(f"{path}: expected uint8 N x H x W x 3 images, got {images.dtype} {images.shape}")
+    return images
+
+
+def compute_reference(images_path: Path, mp: MetricsParams, seed: int, device: str, out: Path) -> dict:
+    """Features, their statistics, histograms and colour moments of `metrics.real_count` real
+    images drawn at random (seeded) from `images_path`; one .npz keyed by what produced it."""
+    images = load_images(images_path)
+    count = min(mp.real_count, len(images))
+    if count < mp.real_count:
+        log.warning("only %d real images available; metrics.real_count=%d", count, mp.real_count)
+    if count < mp.kid_subset_size:
+        raise ParamsError(f"metrics.kid_subset_size={mp.kid_subset_size} exceeds the {count} real "
+                          f"images in {images_path}")
+    idx = np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))
+    subset = images[idx]
+    features = extract_features(mp.features, subset, mp.batch_size, pick_device(device),
+                                progress_desc="reference features")
+    mu, sigma = feature_statistics(features)
+    hists = histograms(subset, mp.bins)
+    meta = {"source": str(images_path), "count": int(count), "image_size": int(images.shape[1]),
+            "features": mp.features, "feature_dim": int(features.shape[1]), "bins": mp.bins,
+            "seed": seed, "colour_moments": colour_moments(subset)}
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, features=features, mu=mu, sigma=sigma, meta=json.dumps(meta),
+                     **{f"hist_{c}": hists[c] for c in CHANNELS})
+    log.info("reference: %d real images, %s features (%d-d) -> %s", count, mp.features,
+             features.shape[1], out)
+    return meta
+
+
+def load_reference(path: Path) -> dict:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no reference statistics; run the reference stage first")
+    with np.load(path) as z:
+        ref = {k: z[k] for k in z.files}
+    ref["meta"] = json.loads(str(ref["meta"]))
+    return ref
+
+
+def analyze(cell: str, samples_path: Path, reference_path: Path, mp: MetricsParams, device: str,
+            out: Path) -> dict:
+    """Every metric of one variant's samples against the reference; written to metrics/<cell>.json."""
+    ref = load_reference(reference_path)
+    meta = ref["meta"]
+    samples = load_images(samples_path)
+    if samples.shape[1] != meta["image_size"]:
+        raise ParamsError(f"{samples_path}: samples are {samples.shape[1]} px, the reference "
+                          f"{reference_path} is {meta['image_size']} px")
+    if meta["features"] != mp.features or meta["bins"] != mp.bins:
+        raise ParamsError(f"{reference_path} was computed with features={meta['features']}, "
+                          f"bins={meta['bins']}; rerun the reference stage (dvc repro)")
+    if len(samples) < mp.kid_subset_size:
+        raise ParamsError(f"metrics.kid_subset_size={mp.kid_subset_size} exceeds the "
+                          f"{len(samples)} samples in {samples_path} (sample.count)")
+    features = extract_features(mp.features, samples, mp.batch_size, pick_device(device),
+                                progress_desc=f"{cell} features")
+    mu, sigma = feature_statistics(features)
+    fid = fid_from_statistics(ref["mu"], ref["sigma"], mu, sigma)
+    kid_mean, kid_std = kid(ref["features"], features, mp.kid_subsets, mp.kid_subset_size, seed=0)
+    gen_hists = histograms(samples, mp.bins)
+    distances = {c: histogram_distances(ref[f"hist_{c}"], gen_hists[c]) for c in CHANNELS}
+    result = {
+        "cell": cell, "count": int(len(samples)), "real_count": meta["count"],
+        "features": mp.features, "fid": fid, "kid": kid_mean, "kid_std": kid_std,
+        "histogram_distances": distances,
+        "colour_moments": {"generated": colour_moments(samples), "real": meta["colour_moments"]},
+        "histograms": {"bins": mp.bins,
+                       "real": {c: ref[f"hist_{c}"].tolist() for c in CHANNELS},
+                       "generated": {c: gen_hists[c].tolist() for c in CHANNELS}},
+    }
+    write_json(out, result)
+    log.info("%s: FID %.3f, KID %.5f ± %.5f (%s features, %d vs %d images)", cell, fid, kid_mean,
+             kid_std, mp.features, len(samples), meta["count"])
+    return result

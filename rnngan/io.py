@@ -1,0 +1,91 @@
+"""Small I/O helpers shared by every stage: atomic writes, logging, devices, progress."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+log = logging.getLogger("rnngan")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; on success rename it into place, else delete it.
+
+    Works for files and folders: an interrupted writer leaves the old output or none, never half.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    target = tmp / path.name
+    try:
+        yield target
+        if not target.exists():
+            raise FileNotFoundError(f"writer produced nothing at {target}")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def save_npy(path: str | Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def pick_device(name: str):
+    """'auto' means CUDA when present, else CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but no CUDA device is visible; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def set_threads(n: int) -> int:
+    """Use n CPU threads for torch (0 = one per core); returns the count in use."""
+    import torch
+
+    n = n or len(os.sched_getaffinity(0))
+    torch.set_num_threads(n)
+    return n
+
+
+def progress(iterable=None, **kw):
+    """A tqdm bar with rate and ETA, to stderr; quiet when RNNGAN_NO_PROGRESS is set."""
+    from tqdm.auto import tqdm
+
+    kw.setdefault("disable", bool(os.environ.get("RNNGAN_NO_PROGRESS")))
+    kw.setdefault("dynamic_ncols", True)
+    kw.setdefault("mininterval", 1.0)
+    return tqdm(iterable, **kw)

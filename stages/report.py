@@ -1,0 +1,25 @@
+"""DVC stage `report`: reports/report.md, figures, plot data and metrics.json for the PR."""
+import sys
+from pathlib import Path
+
+from rnngan.stage import run_stage
+
+
+def build(parser):
+    parser.add_argument("--prepared", type=Path, required=True, help="data/prepared/<dataset>")
+    parser.add_argument("--reference", type=Path, required=True, help="reference .npz")
+    parser.add_argument("--models", type=Path, required=True, help="models/ (one folder per cell)")
+    parser.add_argument("--samples", type=Path, required=True, help="samples/")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics/ (one json per cell)")
+    parser.add_argument("--out", type=Path, required=True, help="reports/")
+
+
+def work(params, args):
+    from rnngan.report import Inputs, write_report
+
+    write_report(params, Inputs(args.prepared, args.reference, args.models, args.samples,
+                                args.metrics), args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage("report", build, work))

@@ -1,0 +1,180 @@
+"""End to end: the real `dvc repro` on a temporary copy of the project with shrunken params."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import PROJECT
+
+pytestmark = pytest.mark.e2e
+
+CELLS = ["rnn", "lstm", "gru", "sru"]
+TINY = {
+    "data": {"count": 240, "image_size": 16, "workers": 2},
+    "model": {"hidden": 16, "nf": 8, "z_dim": 8, "timesteps": 2},
+    "train": {"steps": 6, "batch_size": 16, "log_every": 2, "grid_every": 3},
+    "sample": {"count": 64, "grid": 16},
+    "metrics": {"real_count": 64, "batch_size": 32, "bins": 16, "kid_subsets": 5,
+                "kid_subset_size": 32},
+}
+
+
+def project_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                         cwd=PROJECT, capture_output=True, text=True, check=True).stdout
+    skip = ("dvc.lock", "reports/", "tests/", "benchmarks/", ".ci/")
+    return [f for f in out.splitlines() if not f.startswith(skip) and (PROJECT / f).is_file()]
+
+
+class Repo:
+    def __init__(self, root: Path):
+        self.root = root
+        venv_bin = str(Path(sys.executable).parent)
+        self.env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ["PATH"],
+                    # the copy's own rnngan, not the installed checkout's
+                    "PYTHONPATH": str(root), "DVC_NO_ANALYTICS": "1", "RNNGAN_NO_PROGRESS": "1",
+                    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        r = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "dvc", *args, check=check)
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "-m", message)
+
+
+def stages_run(result: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Repo:
+    root = tmp_path_factory.mktemp("project")
+    for f in project_files():
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT / f, root / f)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    r = Repo(root)
+    r.run("git", "init", "-q")
+    r.commit("project")
+    result = r.dvc("repro")
+    r.first_repro = result
+    r.commit("first repro")
+    return r
+
+
+def test_repro_runs_every_stage(repo):
+    expected = {"download", "preprocess", "augment", "reference", "report"}
+    expected |= {f"{s}@{c}" for s in ("train", "sample", "analyze") for c in CELLS}
+    assert stages_run(repo.first_repro) == expected
+
+
+def test_every_output_exists_with_the_published_formats(repo):
+    root = repo.root
+    raw = root / "data/raw/synthfaces"
+    assert sorted(p.name for p in raw.iterdir()) == sorted([
+        "img_align_celeba.zip", "list_attr_celeba.txt", "list_eval_partition.txt",
+        "list_landmarks_align_celeba.txt"])
+    prepared = root / "data/prepared/synthfaces"
+    total = 0
+    for split in ("train", "val", "test"):
+        a = np.load(prepared / f"{split}.npy", mmap_mode="r")
+        assert a.dtype == np.uint8 and a.shape[1:] == (16, 16, 3)
+        total += len(a)
+    assert total == 240
+    assert (prepared / "index.csv").read_text().count("\n") == total + 1
+    stats = json.loads((prepared / "stats.json").read_text())
+    assert stats["skipped"] == []
+    train = np.load(prepared / "train.npy", mmap_mode="r")
+    augmented = np.load(root / "data/augmented/synthfaces/train.npy", mmap_mode="r")
+    assert augmented.shape == train.shape and not np.array_equal(augmented, train)
+    assert (root / "data/reference/synthfaces-16px-randinit.npz").is_file()
+    for c in CELLS:
+        for name in ("generator.pt", "checkpoint.pt", "train.json", "grids/step_000006.png",
+                     "live/plots/metrics/train/loss_d.tsv", "live/plots/metrics/train/loss_g.tsv",
+                     "live/plots/metrics/train/d_real.tsv", "live/plots/metrics/train/d_fake.tsv",
+                     "live/plots/metrics/train/images_per_s.tsv"):
+            assert (root / "models" / c / name).is_file(), f"models/{c}/{name}"
+        samples = np.load(root / "samples" / f"{c}.npy")
+        assert samples.shape == (64, 16, 16, 3) and samples.dtype == np.uint8
+        assert (root / "samples" / f"{c}.png").is_file()
+        m = json.loads((root / "metrics" / f"{c}.json").read_text())
+        assert np.isfinite(m["fid"]) and m["fid"] > 0 and np.isfinite(m["kid"])
+        assert set(m["histogram_distances"]) == {"grey", "red", "green", "blue"}
+
+
+def test_report_and_metrics_json_have_every_key(repo):
+    reports = repo.root / "reports"
+    metrics = json.loads((reports / "metrics.json").read_text())
+    keys = {"fid", "kid", "kid_std", "params_g", "params_d", "train_seconds", "images_per_s",
+            "w1_grey", "js_grey", "ks_grey", "w1_red", "js_blue"}
+    assert metrics["cell"] == "lstm" and keys <= set(metrics)
+    assert set(metrics["cells"]) == set(CELLS)
+    for c in CELLS:
+        assert keys <= set(metrics["cells"][c])
+    assert metrics["fid"] == metrics["cells"]["lstm"]["fid"]
+    md = (reports / "report.md").read_text()
+    for link in re.findall(r"\]\((figures/[^)]+)\)", md):
+        assert (reports / link).is_file(), link
+    assert "figures/samples_gru.png" in md and "figures/losses.png" in md
+    assert "Headline variant: `lstm`" in md
+    for c in CELLS:
+        assert (reports / "plots/losses" / f"{c}.csv").is_file()
+    shown = repo.dvc("metrics", "show", "--json")
+    assert "reports/metrics.json" in shown.stdout
+    plots = repo.dvc("plots", "show", "--json")
+    assert "reports/plots/losses" in plots.stdout
+
+
+def test_second_repro_is_a_noop(repo):
+    result = repo.dvc("repro")
+    assert stages_run(result) == set()
+    assert repo.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
+
+
+def test_changing_the_headline_cell_reruns_only_the_report(repo):
+    result = repo.dvc("exp", "run", "-S", "model.cell=gru")
+    assert stages_run(result) == {"report"}
+    assert json.loads((repo.root / "reports/metrics.json").read_text())["cell"] == "gru"
+
+
+def test_changing_a_metrics_param_reruns_only_evaluation(repo):
+    result = repo.dvc("exp", "run", "-S", "metrics.bins=8")
+    assert stages_run(result) == {"reference", "report"} | {f"analyze@{c}" for c in CELLS}
+
+
+def test_a_bad_cell_stops_with_a_clear_error(repo):
+    result = repo.dvc("exp", "run", "-S", "model.cell=transformer", check=False)
+    assert result.returncode != 0
+    assert "model.cell='transformer' must be one of: rnn, lstm, gru, sru" in result.stdout + result.stderr
+    repo.run("git", "checkout", "params.yaml")
+    repo.dvc("checkout", "-f")
+
+
+def test_editing_model_code_makes_training_stale(repo):
+    cells = repo.root / "rnngan/models/cells.py"
+    original = cells.read_text()
+    try:
+        cells.write_text(original + "\n# an edit\n")
+        status = json.loads(repo.dvc("status", "--json").stdout)
+        assert {f"train@{c}" for c in CELLS} <= set(status)
+        assert "report" not in status or "rnngan/models" not in json.dumps(status["report"])
+    finally:
+        cells.write_text(original)
