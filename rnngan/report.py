@@ -19,10 +19,10 @@ import pandas as pd
 
 from rnngan.config import Params
 from rnngan.io import log, read_json
+from rnngan.metrics.histograms import CHANNELS, bin_centres
 from rnngan.sampling import save_grid
 
 OUTPUTS = ("report.md", "figures", "plots", "metrics.json")
-CHANNELS = ("grey", "red", "green", "blue")
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,7 @@ def plot_figures(cells: dict[str, dict], figures: Path) -> None:
 
     # Histogram overlays: real (filled) against each variant, per channel.
     first = next(iter(cells.values()))["metrics"]["histograms"]
-    bins = first["bins"]
-    centres = (np.arange(bins) + 0.5) * 256 / bins
+    centres = bin_centres(first["bins"])
     rows = []
     for channel in CHANNELS:
         rows += [{"channel": channel, "intensity": x, "density": y, "source": "real"}
@@ -132,7 +131,7 @@ def write_plot_data(cells: dict[str, dict], plots: Path) -> None:
         v["losses"][["step", "loss_d", "loss_g", "d_real", "d_fake"]].to_csv(
             plots / "losses" / f"{c}.csv", index=False, float_format="%.5f")
         h = v["metrics"]["histograms"]
-        centres = (np.arange(h["bins"]) + 0.5) * 256 / h["bins"]
+        centres = bin_centres(h["bins"])
         pd.DataFrame({"intensity": centres, "real": h["real"]["grey"],
                       "generated": h["generated"]["grey"]}).to_csv(
             plots / "histograms" / f"{c}.csv", index=False, float_format="%.6f")
@@ -195,13 +194,13 @@ def render_markdown(params: Params, cells: dict[str, dict], stats: dict, ref_met
               "| --- | --- | ---: | ---: | ---: |"]
     real_m = m["colour_moments"]["real"]
     for ch, v in real_m.items():
-        lines.append(f"| real | {ch} | {_fmt(v['mean'], 1)} | {_fmt(v['std'], 1)} | {_fmt(v['skewness'], 2)} |")
+        lines.append(f"| real | {ch} | {_fmt(v['mean'], 1)} | {_fmt(v['std'], 1)} | {_fmt(v['skew'], 2)} |")
     for c in params.model.variants:
         for ch, v in cells[c]["metrics"]["colour_moments"]["generated"].items():
-            lines.append(f"| {c} | {ch} | {_fmt(v['mean'], 1)} | {_fmt(v['std'], 1)} | {_fmt(v['skewness'], 2)} |")
+            lines.append(f"| {c} | {ch} | {_fmt(v['mean'], 1)} | {_fmt(v['std'], 1)} | {_fmt(v['skew'], 2)} |")
     lines += ["", "## Training", "", "![losses](figures/losses.png)", "",
               "## Data provenance", "",
-              f"- dataset `{params.data.dataset}`, {stats.get('total_kept', '?')} images kept "
+              f"- dataset `{params.data.dataset}`, {stats.get('total', '?')} images kept "
               f"({', '.join(f'{k} {v}' for k, v in stats.get('counts', {}).items())}), "
               f"{len(stats.get('skipped', []))} skipped"]
     for s in stats.get("skipped", [])[:20]:

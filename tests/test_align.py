@@ -83,6 +83,18 @@ def test_similarity_transform_recovers_a_known_transform_exactly_on_noise_free_p
         np.testing.assert_allclose(estimated, known, atol=1e-9)
 
 
+def test_similarity_transform_is_the_least_squares_similarity_on_noisy_points():
+    # A similarity is linear in (a, b, tx, ty): x' = a x - b y + tx, y' = b x + a y + ty.
+    rng = np.random.default_rng(3)
+    src = rng.uniform(0, 100, (5, 2))
+    dst = apply_transform(similarity(20.0, 0.6, 5.0, -3.0), src) + rng.normal(0, 2.0, (5, 2))
+    x, y = src.T
+    design = np.block([[x[:, None], -y[:, None], np.ones((5, 1)), np.zeros((5, 1))],
+                       [y[:, None], x[:, None], np.zeros((5, 1)), np.ones((5, 1))]])
+    (a, b, tx, ty), *_ = np.linalg.lstsq(design, np.concatenate([dst[:, 0], dst[:, 1]]), rcond=None)
+    np.testing.assert_allclose(similarity_transform(src, dst), [[a, -b, tx], [b, a, ty]], atol=1e-9)
+
+
 def test_similarity_transform_never_reflects():
     src = template(64)
     mirrored = src * np.array([-1.0, 1.0])

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import struct
 import zipfile
 from pathlib import Path
 
@@ -219,13 +221,34 @@ def test_interrupted_run_leaves_the_previous_output_untouched(raw, tmp_path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]     # no temp folder left
 
 
-@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
-def test_shrink_npy_keeps_the_first_rows_in_place_or_by_copy(tmp_path, version):
-    # Version 2.0 headers differ in length from the 1.0 header written back: the copy path.
+def write_npy(path: Path, data: np.ndarray, header_bytes: int | None) -> None:
+    """A .npy file as numpy writes it, or with its header padded to `header_bytes` in total."""
+    if header_bytes is None:
+        np.save(path, data)
+        return
+    fields = repr(np.lib.format.header_data_from_array_1_0(data)).encode("latin1")
+    length = header_bytes - 10            # magic (6) + version (2) + length field (2)
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", length)
+                     + fields.ljust(length - 1) + b"\n" + data.tobytes())
+
+
+@pytest.mark.parametrize("header_bytes", [None, 256])
+def test_shrink_npy_keeps_the_first_rows_in_place_or_by_copy(tmp_path, header_bytes):
+    # numpy's own header can be rewritten in place; a 256-byte one cannot (a new one is 128
+    # bytes), which takes the chunked-copy path.
     data = np.random.default_rng(0).integers(0, 255, (300, 4, 4, 3), dtype=np.uint8)
     path = tmp_path / "a.npy"
-    with open(path, "wb") as f:
-        np.lib.format.write_array(f, data, version=version)
+    write_npy(path, data, header_bytes)
+    assert np.load(path, mmap_mode="r").offset == (header_bytes or 128)
     pp._shrink_npy(path, 257)
-    np.testing.assert_array_equal(np.load(path), data[:257])
+    shrunk = np.load(path, mmap_mode="r")
+    np.testing.assert_array_equal(shrunk, data[:257])
+    assert shrunk.offset == 128 and path.stat().st_size == 128 + 257 * 48
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+def test_a_worker_that_dies_raises_instead_of_hanging():
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool):
+        list(pp._ordered_map(os._exit, [1, 1, 1], workers=2))
