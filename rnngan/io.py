@@ -35,7 +35,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if not target.exists():
             raise FileNotFoundError(f"writer produced nothing at {target}")
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
+            # a folder cannot be replaced in one rename: move the old one aside first (fast,
+            # same file system), so the gap without an output is two renames long
+            os.replace(path, tmp / ".previous")
         os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

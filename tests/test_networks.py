@@ -78,3 +78,14 @@ def test_batch_sampler_covers_each_epoch_without_repeats():
     s = BatchSampler(10, 5, seed=0)
     seen = [i for _ in range(2) for i in s.next()]
     assert sorted(seen) == list(range(10))
+
+
+def test_minibatch_stddev_channel_sees_a_batch_without_variety():
+    from rnngan.models.networks import minibatch_stddev
+
+    same = torch.ones(8, 4, 8, 8)
+    varied = torch.randn(8, 4, 8, 8)
+    assert minibatch_stddev(same).shape == (8, 5, 8, 8)
+    assert minibatch_stddev(same)[:, 4].max() < 1e-3
+    assert minibatch_stddev(varied)[:, 4].min() > 0.5
+    assert minibatch_stddev(torch.randn(3, 4, 8, 8)).shape == (3, 5, 8, 8)  # odd batch sizes work
