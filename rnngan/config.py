@@ -94,14 +94,15 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    steps: int = _check(positive, 800)
+    steps: int = _check(positive, 700)
     batch_size: int = _check(positive, 64)
     lr: float = _check(positive, 2e-4)
     beta1: float = _check(below_one, 0.5)
     beta2: float = _check(below_one, 0.999)
     ema: float = _check(below_one, 0.999)
+    real_label: float = _check(lambda v: None if 0.5 < v <= 1 else "must be > 0.5 and <= 1", 0.9)
     log_every: int = _check(positive, 10)
-    grid_every: int = _check(positive, 200)
+    grid_every: int = _check(positive, 100)
     device: str = _check(one_of(*DEVICES), "auto")
     threads: int = _check(non_negative, 0)
 

@@ -89,3 +89,20 @@ def test_minibatch_stddev_channel_sees_a_batch_without_variety():
     assert minibatch_stddev(same)[:, 4].max() < 1e-3
     assert minibatch_stddev(varied)[:, 4].min() > 0.5
     assert minibatch_stddev(torch.randn(3, 4, 8, 8)).shape == (3, 5, 8, 8)  # odd batch sizes work
+
+
+def test_d_loss_is_cross_entropy_and_smoothing_moves_the_real_optimum():
+    import math
+
+    import torch.nn.functional as F
+
+    from rnngan.training import d_loss, g_loss
+
+    real, fake = torch.randn(16), torch.randn(16)
+    plain = F.softplus(-real).mean() + F.softplus(fake).mean()
+    torch.testing.assert_close(d_loss(real, fake, 1.0), plain)
+    torch.testing.assert_close(g_loss(fake), F.softplus(-fake).mean())
+    # with target 0.9 the loss on a real image is smallest at sigmoid(logit) = 0.9, not at +inf
+    logits = torch.linspace(0, 6, 601)
+    losses = torch.stack([d_loss(l.view(1), torch.full((1,), -50.0), 0.9) for l in logits])
+    assert abs(logits[losses.argmin()].item() - math.log(9)) < 0.02
