@@ -94,7 +94,7 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    steps: int = _check(positive, 700)
+    steps: int = _check(positive, 650)
     batch_size: int = _check(positive, 64)
     lr: float = _check(positive, 2e-4)
     beta1: float = _check(below_one, 0.5)
