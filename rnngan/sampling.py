@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 
 import cv2
@@ -53,7 +54,7 @@ def load_generator(path: Path, device: torch.device):
         blob = torch.load(path, map_location=device, weights_only=True)
         G = Generator(NetConfig(**blob["config"]))
         G.load_state_dict(blob["state_dict"])
-    except (KeyError, TypeError, RuntimeError, EOFError) as exc:  # torch wraps unpickling errors
+    except (KeyError, TypeError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise GeneratorFileError(f"{path}: not an rnngan generator file ({exc})") from exc
     return G.to(device).eval()
 
