@@ -7,17 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from rnngan.config import MetricsParams, ParamsError
-from rnngan.io import atomic_path, log, pick_device, write_json
+from rnngan.io import atomic_path, load_images, log, pick_device, write_json
 from rnngan.metrics.features import extract_features
 from rnngan.metrics.fid import feature_statistics, fid_from_statistics, kid
 from rnngan.metrics.histograms import CHANNELS, colour_moments, histogram_distances, histograms
-
-
-def load_images(path: Path) -> np.ndarray:
-    images = np.load(path, mmap_mode="r")
-    if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
-        raise ParamsError(f"{path}: expected uint8 N x H x W x 3 images, got {images.dtype} {images.shape}")
-    return images
 
 
 def compute_reference(images_path: Path, mp: MetricsParams, seed: int, device: str, out: Path) -> dict:

@@ -34,23 +34,35 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield target
         if not target.exists():
             raise FileNotFoundError(f"writer produced nothing at {target}")
-        if path.is_dir() and not path.is_symlink():
-            # a folder cannot be replaced in one rename: move the old one aside first (fast,
-            # same file system), so the gap without an output is two renames long
-            os.replace(path, tmp / ".previous")
-        os.replace(target, path)
+        replace_path(target, path, aside=tmp / ".previous")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_path(src: Path, dst: Path, aside: Path) -> None:
+    """Rename src onto dst, file or folder. A folder cannot be replaced in one rename: the old
+    one is moved to `aside` first (same file system), so the gap without an output is two
+    renames long; the caller deletes `aside`."""
+    if dst.is_dir() and not dst.is_symlink():
+        os.replace(dst, aside)
+    os.replace(src, dst)
+
+
+class ImageArrayError(ValueError):
+    """An image array that is not uint8 N x H x W x 3."""
+
+
+def load_images(path: str | Path) -> np.ndarray:
+    """A uint8 N x H x W x 3 .npy, memory-mapped."""
+    images = np.load(path, mmap_mode="r")
+    if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
+        raise ImageArrayError(f"{path}: expected uint8 N x H x W x 3 images, got {images.dtype} {images.shape}")
+    return images
 
 
 def write_json(path: str | Path, data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> None:

@@ -7,7 +7,6 @@ every variant under `cells.<cell>`, for `dvc metrics diff` and `dvc exp show`).
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import tempfile
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from rnngan.config import Params
-from rnngan.io import log, read_json
+from rnngan.io import log, read_json, replace_path
 from rnngan.metrics.histograms import CHANNELS, bin_centres
 from rnngan.sampling import save_grid
 
@@ -216,12 +215,6 @@ def render_markdown(params: Params, cells: dict[str, dict], stats: dict, ref_met
     return "\n".join(lines)
 
 
-def _replace(src: Path, dst: Path) -> None:
-    if dst.is_dir():
-        shutil.rmtree(dst)
-    os.replace(src, dst)
-
-
 def write_report(params: Params, inputs: Inputs, out_dir: Path) -> dict:
     from rnngan.evaluation import load_reference
 
@@ -246,6 +239,6 @@ def write_report(params: Params, inputs: Inputs, out_dir: Path) -> dict:
         (stage / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
         (stage / "report.md").write_text(render_markdown(params, cells, stats, ref_meta, summary))
         for name in OUTPUTS:
-            _replace(stage / name, out_dir / name)
+            replace_path(stage / name, out_dir / name, aside=stage / f".previous-{name}")
     log.info("report for %d variants (headline %s) -> %s", len(cells), params.model.cell, out_dir)
     return summary

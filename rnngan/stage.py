@@ -7,7 +7,7 @@ import sys
 from typing import Callable
 
 from rnngan.config import Params, ParamsError, load_params
-from rnngan.io import log, setup_logging
+from rnngan.io import ImageArrayError, log, setup_logging
 
 EXIT_USER_ERROR = 2
 
@@ -20,7 +20,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from rnngan.training import TrainingError
 
     return (ParamsError, FormatError, PreprocessError, GeneratorFileError, TrainingError,
-            FileNotFoundError)
+            ImageArrayError, FileNotFoundError)
 
 
 def run_stage(name: str, build: Callable[[argparse.ArgumentParser], None],

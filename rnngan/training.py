@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnngan.io import atomic_path, log, pick_device, progress, set_threads, write_json
+from rnngan.io import atomic_path, load_images, log, pick_device, progress, set_threads, write_json
 from rnngan.models.networks import Discriminator, Generator, NetConfig, count_parameters
 from rnngan.sampling import save_grid, to_uint8
 
@@ -106,13 +106,6 @@ def to_tensor(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
-def load_training_images(path: Path) -> np.ndarray:
-    images = np.load(path, mmap_mode="r")
-    if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
-        raise TrainingError(f"{path}: expected uint8 N x H x W x 3, got {images.dtype} {images.shape}")
-    return images
-
-
 def _checkpoint(cfg, step, G, D, G_ema, opt_g, opt_d) -> dict:
     # Plain data only, so it loads with weights_only=True.
     return {
@@ -135,7 +128,7 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path) -> dict:
 
     threads = set_threads(cfg.threads)
     device = pick_device(cfg.device)
-    images = load_training_images(data_path)
+    images = load_images(data_path)
     size = cfg.net.image_size
     if images.shape[1:3] != (size, size):
         raise TrainingError(f"{data_path}: images are {images.shape[1]}x{images.shape[2]}, "

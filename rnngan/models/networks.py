@@ -186,13 +186,9 @@ class Discriminator(nn.Module):
         f = minibatch_stddev(self.trunk(images))
         rows = f.permute(2, 0, 1, 3).flatten(2)               # 8 x B x (C*8): one step per row
         xs = nn.functional.leaky_relu(self.read(rows), 0.2)
-        h0 = xs.new_zeros(images.shape[0], self.cfg_hidden)
+        h0 = xs.new_zeros(images.shape[0], self.cell.hidden_size)
         _, state = self.cell.forward_sequence(xs, self.cell.initial_state(h0))
         return self.head(state[0]).squeeze(1)
-
-    @property
-    def cfg_hidden(self) -> int:
-        return self.cell.hidden_size
 
 
 def count_parameters(module: nn.Module) -> int:
