@@ -16,7 +16,9 @@ from typing import Any
 import yaml
 
 CELLS = ("rnn", "lstm", "gru", "sru")            # keys of rnngan.models.cells.CELLS
-DATASETS = ("synthfaces",)                     # keys of rnngan.data.sources.SOURCES
+DATASETS = ("synthfaces", "celeba", "lsun_bedroom", "cityscapes")   # keys of rnngan.data.sources.SOURCES
+CELEBA_LAYOUT = ("synthfaces", "celeba")          # datasets in CelebA's aligned layout (with landmarks)
+CROPS = ("auto", "center", "landmarks", "halves")  # see rnngan.data.preprocess.resolve_crop
 FEATURES = ("randinit", "pixels")                 # keys of rnngan.metrics.features.EXTRACTORS
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -61,6 +63,9 @@ class DataParams:
     image_size: int = _check(lambda v: None if v in (8, 16, 32, 64, 128, 256)
                              else "must be one of: 8, 16, 32, 64, 128, 256", 32)
     count: int = _check(positive, 10000)
+    limit: int | None = _check(lambda v: None if v is None or v > 0 else "must be > 0 or null", None)
+    crop: str = _check(one_of(*CROPS), "auto")
+    verify: bool = True
     workers: int = _check(non_negative, 0)
 
 
@@ -208,6 +213,13 @@ def parse_params(raw: Any) -> Params:
         raise ParamsError(
             f"data.source={params.data.source!r}: synthfaces is drawn, not read; "
             "set data.source to null")
+    data = params.data
+    if data.crop == "landmarks" and data.dataset not in CELEBA_LAYOUT:
+        raise ParamsError(f"data.crop=landmarks needs landmarks, which only {' and '.join(CELEBA_LAYOUT)} "
+                          f"ship; {data.dataset} allows: auto, center" + (", halves" if data.dataset == "cityscapes" else ""))
+    if data.crop == "halves" and data.dataset != "cityscapes":
+        raise ParamsError(f"data.crop=halves is Cityscapes' two-squares policy; {data.dataset} allows: "
+                          "auto, center" + (", landmarks" if data.dataset in CELEBA_LAYOUT else ""))
     if params.metrics.kid_subset_size > min(params.metrics.real_count, params.sample.count):
         raise ParamsError(
             f"metrics.kid_subset_size={params.metrics.kid_subset_size} must not exceed "

@@ -15,11 +15,13 @@ EXIT_USER_ERROR = 2
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'your input is wrong', not 'rnngan has a bug'."""
     from rnngan.data.celeba_format import FormatError
+    from rnngan.data.download import DownloadError
     from rnngan.data.preprocess import PreprocessError
+    from rnngan.data.sources import SourceError
     from rnngan.sampling import GeneratorFileError
     from rnngan.training import TrainingError
 
-    return (ParamsError, FormatError, PreprocessError, GeneratorFileError, TrainingError,
+    return (ParamsError, FormatError, PreprocessError, DownloadError, SourceError, GeneratorFileError, TrainingError,
             ImageArrayError, FileNotFoundError)
 
 

@@ -1,4 +1,4 @@
-"""DVC stage `preprocess`: aligned uint8 arrays per split, index.csv and stats.json."""
+"""DVC stage `preprocess`: square uint8 arrays per split, index.csv and stats.json."""
 import sys
 from pathlib import Path
 
@@ -11,9 +11,11 @@ def build(parser):
 
 
 def work(params, args):
-    from rnngan.data.preprocess import preprocess_celeba_layout
+    from rnngan.data.preprocess import preprocess
 
-    preprocess_celeba_layout(args.raw, args.out, params.data.image_size, params.data.workers)
+    data = params.data
+    preprocess(data.dataset, args.raw, args.out, data.image_size, crop=data.crop, workers=data.workers,
+               limit=data.limit)
 
 
 if __name__ == "__main__":

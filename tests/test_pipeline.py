@@ -1,17 +1,11 @@
 """End to end: the real `dvc repro` on a temporary copy of the project with shrunken params."""
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from conftest import PROJECT
+from project import Repo, make_repo, stages_run
 
 pytestmark = pytest.mark.e2e
 
@@ -26,54 +20,9 @@ TINY = {
 }
 
 
-def project_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                         cwd=PROJECT, capture_output=True, text=True, check=True).stdout
-    skip = ("dvc.lock", "reports/", "tests/", "benchmarks/", ".ci/")
-    return [f for f in out.splitlines() if not f.startswith(skip) and (PROJECT / f).is_file()]
-
-
-class Repo:
-    def __init__(self, root: Path):
-        self.root = root
-        venv_bin = str(Path(sys.executable).parent)
-        self.env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ["PATH"],
-                    # the copy's own rnngan, not the installed checkout's
-                    "PYTHONPATH": str(root), "DVC_NO_ANALYTICS": "1", "RNNGAN_NO_PROGRESS": "1",
-                    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-                    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        r = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
-        if check and r.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-        return r
-
-    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run(sys.executable, "-m", "dvc", *args, check=check)
-
-    def commit(self, message: str) -> None:
-        self.run("git", "add", "-A")
-        self.run("git", "commit", "-q", "-m", message)
-
-
-def stages_run(result: subprocess.CompletedProcess) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Repo:
-    root = tmp_path_factory.mktemp("project")
-    for f in project_files():
-        (root / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT / f, root / f)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    r = Repo(root)
-    r.run("git", "init", "-q")
-    r.commit("project")
+    r = make_repo(tmp_path_factory.mktemp("project"), TINY)
     result = r.dvc("repro")
     r.first_repro = result
     r.commit("first repro")

@@ -111,9 +111,9 @@ def test_fixture_gives_per_split_arrays_index_and_stats_listing_the_three_skippe
     assert stats["counts"] == {"train": 15, "val": 3, "test": 3} and stats["total"] == 21
     assert stats["image_size"] == 32 and stats["layout"] == "celeba_aligned"
     assert stats["skipped"] == [
-        {"image": truth["names"][GARBAGE], "reason": "not a decodable JPEG"},
-        {"image": truth["names"][TRUNCATED], "reason": "truncated JPEG (no end-of-image marker)"},
-        {"image": truth["names"][MISSING], "reason": "missing from the zip"},
+        {"image": truth["names"][GARBAGE], "reason": "not a decodable image"},
+        {"image": truth["names"][TRUNCATED], "reason": "truncated image (the file ends before the image does)"},
+        {"image": truth["names"][MISSING], "reason": "missing from the archive"},
     ]
     assert stats["images_per_s"] > 0 and stats["seconds"] > 0
     # RGB, not BGR: the skin is reddish.
@@ -135,12 +135,12 @@ def test_output_is_identical_with_one_and_two_workers(raw, tmp_path):
 
 
 @pytest.mark.parametrize("size, half", [(32, True), (64, False)])
-def test_drawn_landmarks_land_on_the_template_with_full_and_half_size_decoding(tmp_path, size, half):
+def test_drawn_landmarks_land_on_the_template_with_full_and_reduced_decoding(tmp_path, size, half):
     folder = tmp_path / "raw"
     truth = write_raw(folder, n=6, splits=[0] * 6, seed=3)
     stats = preprocess_celeba_layout(folder, tmp_path / "out", image_size=size, workers=1)
     # CelebA-scale faces: at 32 px the half-size decode still covers the crop; at 64 it would not.
-    assert stats["decoded_at_half_size"] == (6 if half else 0)
+    assert stats["decoded_reduced"] == (6 if half else 0)
     faces = np.load(tmp_path / "out" / "train.npy")
     for face, marks in zip(faces, truth["landmarks"]):
         # Where the aligner maps the file's (integer) landmarks: the template, up to the
@@ -192,7 +192,7 @@ def test_archive_that_is_not_a_zip_raises_preprocess_error_naming_it(tmp_path):
     folder = tmp_path / "raw"
     write_raw(folder, n=3)
     (folder / cf.IMAGE_ZIP).write_bytes(b"this is not a zip archive" * 10)
-    with pytest.raises(PreprocessError, match=r"img_align_celeba\.zip: not a zip"):
+    with pytest.raises(PreprocessError, match=r"img_align_celeba\.zip: not a readable zip"):
         preprocess_celeba_layout(folder, tmp_path / "out", image_size=16, workers=1)
     assert not (tmp_path / "out").exists()
 
@@ -214,7 +214,7 @@ def test_interrupted_run_leaves_the_previous_output_untouched(raw, tmp_path, mon
     def crash(job):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pp, "_decode_chunk", crash)
+    monkeypatch.setattr(pp, "_process", crash)
     with pytest.raises(KeyboardInterrupt):
         preprocess_celeba_layout(folder, out, image_size=16, workers=1)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -1,133 +1,240 @@
-"""The `preprocess` stage for data in CelebA's aligned layout: zip of JPEGs -> aligned uint8 arrays.
+"""The `preprocess` stage: a dataset's published files -> square uint8 arrays, one per split.
 
-Reads `img_align_celeba.zip` member by member (never extracted), decodes and aligns in a pool of
-processes, and streams the results into memory-mapped `.npy` files, one per split, so memory
-stays bounded whatever the data set size. Images that cannot be used are skipped and listed in
-`stats.json` with the reason; a missing or unreadable input file is a `PreprocessError`.
+Each dataset has a *plan*: the images to read (from a zip member or an LMDB record, never
+extracted to loose files), their split and the crop protocol (`rnngan.data.decode`). One engine
+then reads the bytes in the main process, decodes and crops them in a pool of processes, and
+streams the results into memory-mapped `.npy` files, so memory stays bounded whatever the data
+set size. Images that cannot be used are skipped and listed in `stats.json` with the reason; a
+missing or unreadable input file is a `PreprocessError`, raised before anything is written.
+
+Protocols (`data.crop`; `auto` picks the first one listed per dataset):
+    synthfaces  landmarks | center
+    celeba      center | landmarks
+    lsun_bedroom  center
+    cityscapes  halves | center
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import multiprocessing as mp
 import os
+import re
 import time
 import zipfile
+import zlib
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
 
 from rnngan.data import celeba_format as cf
-from rnngan.data.align import similarity_transform, template, transform_scale, warp_to_size
+from rnngan.data import decode
+from rnngan.data.decode import HALVES, REASON_MISSING, REASON_NO_LANDMARKS, Spec
 from rnngan.io import atomic_path, log, progress, write_json
 
-LAYOUT = "celeba_aligned"
-JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
 CHUNK = 256                      # images per task sent to a worker: large enough to amortise pickling
 
-REASON_UNDECODABLE = "not a decodable JPEG"
-REASON_TRUNCATED = "truncated JPEG (no end-of-image marker)"
-REASON_MISSING = "missing from the zip"
-REASON_NO_LANDMARKS = "no landmarks"
-REASON_DEGENERATE = "degenerate landmarks (points coincide)"
+# The crop that is conventional for 64 x 64 CelebA FID numbers: the central 108 x 108 of the
+# 178 x 218 aligned image (columns 35-142, rows 55-162), as DCGAN-tensorflow's `center_crop`
+# (--input_height 108 --crop) takes it; TTUR's 64 x 64 CelebA statistics were computed on it.
+CELEBA_CENTER_BOX = (35, 55, 108)
+
+AUTO_CROP = {"synthfaces": "landmarks", "celeba": "center", "lsun_bedroom": "center", "cityscapes": "halves"}
+CROPS = {"synthfaces": ("landmarks", "center"), "celeba": ("center", "landmarks"),
+         "lsun_bedroom": ("center",), "cityscapes": ("halves", "center")}
+
+LSUN_CATEGORY = "bedroom"
+LSUN_SPLITS = {"train": f"{LSUN_CATEGORY}_train_lmdb", "val": f"{LSUN_CATEGORY}_val_lmdb"}
+LSUN_IMAGE_ZIP = "images.zip"        # a folder of image files, packed by the download stage
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+CITYSCAPES_ZIP = "leftImg8bit_trainvaltest.zip"
+CITYSCAPES_MEMBER = re.compile(r"^leftImg8bit/(train|val|test)/([^/]+)/(\2_\d{6}_\d{6}_leftImg8bit\.png)$")
 
 
 class PreprocessError(ValueError):
     """An input of the preprocess stage that is missing or not in the expected format."""
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    zip_path: Path
-    partition: dict[str, int]           # image name -> split code, in the file's order
-    landmarks: dict[str, np.ndarray]    # image name -> 5 x 2 (x, y)
+def resolve_crop(dataset: str, crop: str) -> str:
+    """The protocol `data.crop` means for this dataset ('auto' -> the dataset's default)."""
+    if dataset not in CROPS:
+        raise PreprocessError(f"no preprocessing is defined for dataset {dataset!r}; known: {', '.join(CROPS)}")
+    crop = AUTO_CROP[dataset] if crop == "auto" else crop
+    if crop not in CROPS[dataset]:
+        raise PreprocessError(f"data.crop={crop!r} does not apply to {dataset}; allowed: auto, "
+                              f"{', '.join(CROPS[dataset])}")
+    return crop
 
 
 # ---------------------------------------------------------------------------------------------
-# One image: bytes -> aligned RGB face (runs in the workers)
+# Plans: what to read, from where, and how to crop it
 
-def _decode_factor(matrix: np.ndarray, size: int) -> int:
-    """2 when decoding at half size still leaves the face crop at least `size` pixels wide.
-
-    The aligned crop spans size / scale source pixels (scale = output px per source px); the
-    JPEG DCT-domain half-size decode is much faster but must not leave the crop upsampled.
-    """
-    return 2 if size / transform_scale(matrix) / 2 >= size else 1
-
-
-def _from_half_size(matrix: np.ndarray) -> np.ndarray:
-    """The transform for the half-size image: half-size pixel i covers full pixels 2i and 2i+1,
-    whose centre is 2i + 0.5, so full = 2 * half + 0.5."""
-    out = matrix.copy()
-    out[:, :2] = 2.0 * matrix[:, :2]
-    out[:, 2] = matrix[:, 2] + 0.5 * (matrix[:, 0] + matrix[:, 1])
-    return out
+@dataclass(frozen=True)
+class Item:
+    name: str          # what index.csv and stats.json call the image
+    split: str
+    key: object        # what the plan's reader needs to fetch the bytes
+    spec: Spec
 
 
-def decode_face(data: bytes, landmarks: np.ndarray, size: int,
-                expected_wh: tuple[int, int] = (cf.IMAGE_WIDTH, cf.IMAGE_HEIGHT)
-                ) -> tuple[np.ndarray | None, str | None, bool]:
-    """(aligned size x size x 3 RGB uint8, None, decoded_at_half) or (None, reason, False)."""
-    if not data.startswith(JPEG_SOI):
-        return None, REASON_UNDECODABLE, False
-    # A cut-off download still decodes (libjpeg pads the missing rows with grey), so look for
-    # the end-of-image marker rather than trusting the decoder; NUL padding after it is harmless.
-    if not data.rstrip(b"\x00").endswith(JPEG_EOI):
-        return None, REASON_TRUNCATED, False
+@dataclass
+class Plan:
+    layout: str
+    splits: tuple[str, ...]
+    items: list[Item]
+    open_reader: Callable[[], ContextManager[Callable[[object], bytes]]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (image, reason) before decoding
+    expected_wh: tuple[int, int] | None = None
+    crops_per_image: int = 1
+    crop_labels: tuple[str, ...] = ()                             # suffixes of the names when > 1
+    notes: dict = field(default_factory=dict)                      # extra facts for stats.json
+    order: list[str] | None = None       # every listed name, to report skips in; default: items
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise PreprocessError(f"{path}: missing; {what} (rerun the download stage)")
+    return path
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
-        matrix = similarity_transform(landmarks, template(size))
-    except ValueError:
-        return None, REASON_DEGENERATE, False
-    factor = _decode_factor(matrix, size)
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    # Landmarks refer to the stored pixel grid: ignore any EXIF rotation.
-    flags = (cv2.IMREAD_REDUCED_COLOR_2 if factor == 2 else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
-    image = _imdecode(buffer, flags)
-    if image is None:
-        return None, REASON_UNDECODABLE, False
-    width, height = expected_wh
-    if image.shape[:2] != (math.ceil(height / factor), math.ceil(width / factor)):
-        full = image if factor == 1 else _imdecode(buffer, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        got = "?x?" if full is None else f"{full.shape[1]}x{full.shape[0]}"
-        return None, f"wrong size {got} (expected {width}x{height})", False
-    if factor == 2:
-        matrix = _from_half_size(matrix)
-    face = warp_to_size(image, matrix, size)
-    return cv2.cvtColor(face, cv2.COLOR_BGR2RGB), None, factor == 2
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PreprocessError(f"{path}: not a readable zip archive ({exc})") from exc
 
 
-def _imdecode(buffer: np.ndarray, flags: int) -> np.ndarray | None:
+def _zip_reader(path: Path) -> Callable[[], ContextManager[Callable[[object], bytes]]]:
+    @contextlib.contextmanager
+    def open_reader():
+        with _open_zip(path) as zf:
+            yield zf.read
+    return open_reader
+
+
+def celeba_plan(raw_dir: Path, crop: str) -> Plan:
+    """CelebA's aligned layout (real CelebA and synthfaces): img_align_celeba.zip, the partition
+    file, and the landmark file when aligning by landmarks."""
+    zip_path = _require(raw_dir / cf.IMAGE_ZIP, "CelebA's aligned layout needs it")
+    partition_path = _require(raw_dir / cf.PARTITION_FILE, "CelebA's aligned layout needs it")
     try:
-        return cv2.imdecode(buffer, flags)
-    except cv2.error:          # some builds raise instead of returning None on garbage
-        return None
+        partition = cf.read_partition(partition_path)
+        landmarks = {}
+        if crop == "landmarks":
+            names, marks = cf.read_landmarks(_require(raw_dir / cf.LANDMARK_FILE, "crop=landmarks needs it"))
+            landmarks = dict(zip(names, marks))
+    except cf.FormatError as exc:   # already names the file
+        raise PreprocessError(str(exc)) from exc
+    with _open_zip(zip_path) as zf:
+        members = {info.filename for info in zf.infolist()}
+    items, skipped = [], []
+    for name, code in partition.items():
+        member = f"{cf.IMAGE_DIR}/{name}"
+        if member not in members:
+            skipped.append((name, REASON_MISSING))
+        elif crop == "landmarks" and name not in landmarks:
+            skipped.append((name, REASON_NO_LANDMARKS))
+        else:
+            spec = ("landmarks", landmarks[name]) if crop == "landmarks" else ("box", CELEBA_CENTER_BOX)
+            items.append(Item(name, cf.SPLITS[code], member, spec))
+    listed = {f"{cf.IMAGE_DIR}/{name}" for name in partition}
+    unlisted = sum(1 for m in members if m.startswith(cf.IMAGE_DIR + "/") and m.endswith(".jpg") and m not in listed)
+    return Plan("celeba_aligned", tuple(cf.SPLITS.values()), items, _zip_reader(zip_path), skipped,
+                expected_wh=(cf.IMAGE_WIDTH, cf.IMAGE_HEIGHT),
+                notes={"listed": len(partition), "unlisted_in_zip": unlisted}, order=list(partition))
 
 
-def _decode_chunk(job: tuple[list[bytes], np.ndarray, int]) -> tuple[np.ndarray, list[str | None], int]:
-    """A worker task: the kept faces (in order), a reason per input (None = kept), half-size count."""
-    blobs, landmarks, size = job
-    faces = np.empty((len(blobs), size, size, 3), dtype=np.uint8)
-    reasons: list[str | None] = []
-    kept = half = 0
-    for data, marks in zip(blobs, landmarks):
-        face, reason, reduced = decode_face(data, marks, size)
-        reasons.append(reason)
-        if face is not None:
-            faces[kept] = face
-            kept += 1
-            half += reduced
-    return faces[:kept], reasons, half
+def lsun_plan(raw_dir: Path, crop: str) -> Plan:
+    """LSUN's LMDB export (bedroom_{train,val}_lmdb/, keys as LSUN wrote them, values encoded
+    images), or images.zip packed from a folder of image files (all of it the train split)."""
+    dbs = {split: raw_dir / folder for split, folder in LSUN_SPLITS.items() if (raw_dir / folder).is_dir()}
+    if dbs:
+        return _lmdb_plan(dbs)
+    if (raw_dir / LSUN_IMAGE_ZIP).is_file():
+        zip_path = raw_dir / LSUN_IMAGE_ZIP
+        with _open_zip(zip_path) as zf:
+            names = sorted(i.filename for i in zf.infolist()
+                           if not i.is_dir() and i.filename.lower().endswith(IMAGE_SUFFIXES))
+        items = [Item(n, "train", n, ("center", None)) for n in names]
+        return Plan("image_zip", ("train",), items, _zip_reader(zip_path))
+    raise PreprocessError(f"{raw_dir}: no {' or '.join(LSUN_SPLITS.values())} LMDB folder and no "
+                          f"{LSUN_IMAGE_ZIP}; rerun the download stage")
 
 
-def _init_worker() -> None:
-    # One OpenCV thread per process: the pool already uses every core.
-    cv2.setNumThreads(1)
+def _lmdb_plan(dbs: dict[str, Path]) -> Plan:
+    import lmdb
+
+    def open_env(path: Path):
+        _require(path / "data.mdb", "an LMDB folder holds data.mdb")
+        try:
+            return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
+                             max_readers=1, subdir=True)
+        except lmdb.Error as exc:
+            raise PreprocessError(f"{path}: not a readable LMDB database ({exc})") from exc
+
+    items = []
+    for split, path in dbs.items():
+        env = open_env(path)
+        try:
+            with env.begin(write=False) as txn:
+                for key in txn.cursor().iternext(keys=True, values=False):
+                    items.append(Item(key.decode("ascii", "replace"), split, (split, bytes(key)), ("center", None)))
+        except lmdb.Error as exc:
+            raise PreprocessError(f"{path}: corrupt LMDB database ({exc})") from exc
+        finally:
+            env.close()
+
+    @contextlib.contextmanager
+    def open_reader():
+        envs = {split: open_env(path) for split, path in dbs.items()}
+        txns = {split: env.begin(write=False, buffers=False) for split, env in envs.items()}
+        try:
+            yield lambda key: txns[key[0]].get(key[1]) or b""
+        finally:
+            for txn in txns.values():
+                txn.abort()
+            for env in envs.values():
+                env.close()
+
+    return Plan("lsun_lmdb", tuple(dbs), items, open_reader,
+                notes={"databases": {split: path.name for split, path in dbs.items()}})
+
+
+def cityscapes_plan(raw_dir: Path, crop: str) -> Plan:
+    """Cityscapes' leftImg8bit_trainvaltest.zip: leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png."""
+    zip_path = _require(raw_dir / CITYSCAPES_ZIP, "Cityscapes needs leftImg8bit")
+    with _open_zip(zip_path) as zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+    items, other = [], 0
+    for info in sorted(infos, key=lambda i: i.filename):
+        match = CITYSCAPES_MEMBER.match(info.filename)
+        if match:
+            split, _, name = match.groups()
+            items.append(Item(name, split, info.filename, (crop, None)))
+        elif info.filename.lower().endswith(IMAGE_SUFFIXES):
+            other += 1
+    if not items:
+        raise PreprocessError(f"{zip_path}: no leftImg8bit/<split>/<city>/*_leftImg8bit.png members; "
+                              "is this Cityscapes' leftImg8bit_trainvaltest.zip?")
+    order = {"train": 0, "val": 1, "test": 2}
+    items.sort(key=lambda item: (order[item.split], item.name))
+    n = 2 if crop == "halves" else 1
+    return Plan("cityscapes_leftImg8bit", ("train", "val", "test"), items, _zip_reader(zip_path),
+                crops_per_image=n, crop_labels=HALVES if n == 2 else (),
+                notes={"other_images_in_zip": other})
+
+
+PLANS: dict[str, Callable[[Path, str], Plan]] = {
+    "synthfaces": celeba_plan, "celeba": celeba_plan, "lsun_bedroom": lsun_plan, "cityscapes": cityscapes_plan}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +266,7 @@ def _ordered_map(fn: Callable, jobs: Iterable, workers: int) -> Iterator:
         # later ones in ~0.02 s, instead of ~0.4-0.55 s each. Only takes effect if the server
         # is not running yet; '__main__' is the default entry, kept.
         context.set_forkserver_preload(["__main__", __name__])
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=decode.init_worker)
     try:
         pending: deque = deque()
         for job in jobs:
@@ -173,38 +280,7 @@ def _ordered_map(fn: Callable, jobs: Iterable, workers: int) -> Iterator:
 
 
 # ---------------------------------------------------------------------------------------------
-# Inputs and outputs
-
-def _read_inputs(raw_dir: Path) -> _Inputs:
-    """Check and read everything the stage needs before anything is written."""
-    if not raw_dir.is_dir():
-        raise PreprocessError(f"{raw_dir}: raw data folder not found (run the download stage first)")
-    paths = {name: raw_dir / name for name in (cf.IMAGE_ZIP, cf.LANDMARK_FILE, cf.PARTITION_FILE)}
-    for path in paths.values():
-        if not path.is_file():
-            raise PreprocessError(f"{path}: missing; CelebA's aligned layout needs {path.name} "
-                                  f"(rerun the download stage)")
-    try:
-        partition = cf.read_partition(paths[cf.PARTITION_FILE])
-        names, marks = cf.read_landmarks(paths[cf.LANDMARK_FILE])
-    except cf.FormatError as exc:   # already names the file
-        raise PreprocessError(str(exc)) from exc
-    try:
-        with zipfile.ZipFile(paths[cf.IMAGE_ZIP]) as zf:
-            zf.infolist()
-    except zipfile.BadZipFile as exc:
-        raise PreprocessError(f"{paths[cf.IMAGE_ZIP]}: not a zip archive ({exc})") from exc
-    return _Inputs(paths[cf.IMAGE_ZIP], partition, dict(zip(names, marks)))
-
-
-def _member(name: str) -> str:
-    return f"{cf.IMAGE_DIR}/{name}"
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
+# Outputs
 
 def _shrink_npy(path: Path, rows: int) -> None:
     """Cut a C-order .npy file to its first `rows` rows.
@@ -245,24 +321,9 @@ def _write_index(path: Path, rows: list[tuple[str, int, str]]) -> None:
         writer.writerows(rows)
 
 
-# ---------------------------------------------------------------------------------------------
-# The stage
-
-def _plan(inputs: _Inputs, members: set[str]) -> tuple[list[str], list[tuple[str, str]], int]:
-    """(images to decode, in partition order; images skipped without decoding; unlisted count)."""
-    todo: list[str] = []
-    skipped: list[tuple[str, str]] = []
-    for name in inputs.partition:
-        if _member(name) not in members:
-            skipped.append((name, REASON_MISSING))
-        elif name not in inputs.landmarks:
-            skipped.append((name, REASON_NO_LANDMARKS))
-        else:
-            todo.append(name)
-    listed = {_member(name) for name in inputs.partition}
-    unlisted = sum(1 for m in members if m.startswith(cf.IMAGE_DIR + "/") and m.endswith(".jpg")
-                   and m not in listed)
-    return todo, skipped, unlisted
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _pool_shape(n: int, workers: int, chunk: int) -> tuple[int, int]:
@@ -274,35 +335,72 @@ def _pool_shape(n: int, workers: int, chunk: int) -> tuple[int, int]:
     return max(1, min(workers, math.ceil(n / chunk))), chunk
 
 
-def _decode_into(folder: Path, results: Iterator, todo: list[str], split_of: dict[str, str],
-                 image_size: int) -> tuple[dict[str, int], list[tuple[str, int, str]], list[tuple[str, str]], int]:
+def _limit(items: list[Item], limit: int | None) -> tuple[list[Item], int]:
+    """The first `limit` items of each split (all when None), and how many were left out."""
+    if limit is None:
+        return items, 0
+    taken: dict[str, int] = {}
+    kept = []
+    for item in items:
+        if taken.get(item.split, 0) < limit:
+            taken[item.split] = taken.get(item.split, 0) + 1
+            kept.append(item)
+    return kept, len(items) - len(kept)
+
+
+def _read_all(plan: Plan, todo: list[Item], read: Callable[[object], bytes], size: int, chunk: int
+              ) -> Iterator[tuple[list[bytes | str], list[Spec], int, tuple[int, int] | None]]:
+    """Worker jobs, read here in the main process as the pool asks for more (archive reads are
+    cheap next to decoding). A member the archive cannot give back (bad CRC, corrupt deflate
+    data) travels as its reason, a str, and is skipped like an undecodable image."""
+    for items in _chunks(todo, chunk):
+        blobs: list[bytes | str] = []
+        for item in items:
+            try:
+                blobs.append(read(item.key))
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                blobs.append(f"corrupt in the archive ({exc})")
+        yield blobs, [item.spec for item in items], size, plan.expected_wh
+
+
+def _process(job) -> tuple[np.ndarray, list[int], list[str | None], int]:
+    blobs, specs, size, expected_wh = job
+    readable = [b if isinstance(b, bytes) else b"" for b in blobs]
+    crops, counts, reasons, reduced = decode.process_chunk((readable, specs, size, expected_wh))
+    reasons = [b if isinstance(b, str) else r for b, r in zip(blobs, reasons)]
+    return crops, counts, reasons, reduced
+
+
+def _decode_into(folder: Path, plan: Plan, todo: list[Item], results: Iterator, image_size: int
+                 ) -> tuple[dict[str, int], list[tuple[str, int, str]], list[tuple[str, str]], int]:
     """Stream decoded chunks into one memory-mapped array per split, sized for the worst case
     (nothing skipped) and cut to the kept rows at the end. Returns rows per split, the index,
-    the images skipped while decoding, and how many were decoded at half size."""
-    capacity = {split: 0 for split in cf.SPLITS.values()}
-    for name in todo:
-        capacity[split_of[name]] += 1
+    the images skipped while decoding, and how many were decoded at reduced size."""
+    capacity = {split: 0 for split in plan.splits}
+    for item in todo:
+        capacity[item.split] += plan.crops_per_image
     arrays = {split: np.lib.format.open_memmap(folder / f"{split}.npy", mode="w+", dtype=np.uint8,
                                                shape=(n, image_size, image_size, 3))
               for split, n in capacity.items()}
-    rows = {split: 0 for split in cf.SPLITS.values()}
+    rows = {split: 0 for split in plan.splits}
     index: list[tuple[str, int, str]] = []
     skipped: list[tuple[str, str]] = []
-    half = 0
-    names = iter(todo)
+    reduced_total = 0
+    items = iter(todo)
     bar = progress(total=len(todo), unit="img", desc="preprocess")
-    for faces, reasons, reduced in results:
-        half += reduced
-        kept = iter(faces)
-        for reason in reasons:
-            name = next(names)
+    for crops, counts, reasons, reduced in results:
+        reduced_total += reduced
+        kept = iter(crops)
+        for count, reason in zip(counts, reasons):
+            item = next(items)
             if reason is not None:
-                skipped.append((name, reason))
+                skipped.append((item.name, reason))
                 continue
-            split = split_of[name]
-            arrays[split][rows[split]] = next(kept)
-            index.append((split, rows[split], name))
-            rows[split] += 1
+            for k in range(count):
+                arrays[item.split][rows[item.split]] = next(kept)
+                label = f"#{plan.crop_labels[k]}" if plan.crop_labels else ""
+                index.append((item.split, rows[item.split], item.name + label))
+                rows[item.split] += 1
         bar.update(len(reasons))
     bar.close()
     for array in arrays.values():
@@ -310,60 +408,44 @@ def _decode_into(folder: Path, results: Iterator, todo: list[str], split_of: dic
     del arrays
     for split, n in rows.items():
         _shrink_npy(folder / f"{split}.npy", n)
-    return rows, index, skipped, half
+    return rows, index, skipped, reduced_total
 
 
-def preprocess_celeba_layout(raw_dir: Path, out_dir: Path, image_size: int, workers: int = 0,
-                             chunk: int = CHUNK) -> dict:
-    """Align every listed image of a CelebA-layout raw folder into per-split uint8 arrays.
-
-    Writes out_dir/{train,val,test}.npy (N x image_size x image_size x 3, RGB), index.csv
-    (split,row,image) and stats.json, atomically. Returns the stats. workers=0: one per core.
-    """
+def run_plan(plan: Plan, out_dir: Path, image_size: int, workers: int = 0, chunk: int = CHUNK,
+             limit: int | None = None, describe: dict | None = None) -> dict:
+    """Decode and crop every image of the plan into out_dir/{split}.npy, index.csv, stats.json,
+    atomically (an interrupted run leaves the previous output or none). Returns the stats."""
     start = time.perf_counter()
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    if image_size <= 0 or workers < 0 or chunk < 1:
-        raise PreprocessError(f"need image_size > 0, workers >= 0 and chunk >= 1; "
-                              f"got {image_size}, {workers}, {chunk}")
-    inputs = _read_inputs(raw_dir)
-
-    with zipfile.ZipFile(inputs.zip_path) as zf:
-        todo, skipped, unlisted = _plan(inputs, {info.filename for info in zf.infolist()})
-        workers, chunk = _pool_shape(len(todo), workers or len(os.sched_getaffinity(0)), chunk)
-        log.info("preprocess %s: %d images listed, %d to decode, %d skipped before decoding, "
-                 "%d in the zip but not in the partition file (ignored); %d worker(s)",
-                 raw_dir, len(inputs.partition), len(todo), len(skipped), unlisted, workers)
-
-        def jobs() -> Iterator[tuple[list[bytes], np.ndarray, int]]:
-            # Read here, in the main process, as the pool asks for more: zip reads are cheap.
-            for names in _chunks(todo, chunk):
-                blobs = [zf.read(_member(name)) for name in names]
-                yield blobs, np.stack([inputs.landmarks[n] for n in names]), image_size
-
-        split_of = {name: cf.SPLITS[inputs.partition[name]] for name in todo}
-        with atomic_path(out_dir) as tmp:
-            tmp.mkdir()
-            results = _ordered_map(_decode_chunk, jobs(), workers)
-            rows, index, failed, half = _decode_into(tmp, results, todo, split_of, image_size)
-            _write_index(tmp / "index.csv", index)
-            order = {name: i for i, name in enumerate(inputs.partition)}
-            skipped = sorted(skipped + failed, key=lambda item: order[item[0]])
-            seconds = time.perf_counter() - start
-            stats = {
-                "dataset": raw_dir.name,
-                "layout": LAYOUT,
-                "image_size": image_size,
-                "counts": rows,
-                "total": sum(rows.values()),
-                "listed": len(inputs.partition),
-                "skipped": [{"image": name, "reason": reason} for name, reason in skipped],
-                "unlisted_in_zip": unlisted,
-                "decoded_at_half_size": half,
-                "workers": workers,
-                "seconds": round(seconds, 3),
-                "images_per_s": round(len(todo) / seconds, 1) if seconds > 0 else None,
-            }
-            write_json(tmp / "stats.json", stats)
+    if image_size <= 0 or workers < 0 or chunk < 1 or (limit is not None and limit < 1):
+        raise PreprocessError(f"need image_size > 0, workers >= 0, chunk >= 1 and limit >= 1 or None; "
+                              f"got {image_size}, {workers}, {chunk}, {limit}")
+    todo, left_out = _limit(plan.items, limit)
+    workers, chunk = _pool_shape(len(todo), workers or len(os.sched_getaffinity(0)), chunk)
+    log.info("preprocess (%s): %d images to decode%s, %d skipped before decoding; %d worker(s)",
+             plan.layout, len(todo), f" (data.limit={limit} per split left out {left_out})" if left_out else "",
+             len(plan.skipped), workers)
+    with plan.open_reader() as read, atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        results = _ordered_map(_process, _read_all(plan, todo, read, image_size, chunk), workers)
+        rows, index, failed, reduced = _decode_into(tmp, plan, todo, results, image_size)
+        _write_index(tmp / "index.csv", index)
+        order = {name: i for i, name in enumerate(plan.order or [item.name for item in plan.items])}
+        skipped = sorted(plan.skipped + failed, key=lambda s: order.get(s[0], -1))
+        seconds = time.perf_counter() - start
+        stats = {**(describe or {}),
+                 "layout": plan.layout,
+                 "image_size": image_size,
+                 "counts": rows,
+                 "total": sum(rows.values()),
+                 **plan.notes,
+                 "limit": limit,
+                 "left_out_by_limit": left_out,
+                 "skipped": [{"image": name, "reason": reason} for name, reason in skipped],
+                 "decoded_reduced": reduced,
+                 "workers": workers,
+                 "seconds": round(seconds, 3),
+                 "images_per_s": round(len(todo) / seconds, 1) if seconds > 0 else None}
+        write_json(tmp / "stats.json", stats)
 
     log.info("preprocess: kept %d (%s), skipped %d, %.1f s, %s images/s", stats["total"],
              ", ".join(f"{k} {v}" for k, v in rows.items()), len(skipped), seconds, stats["images_per_s"])
@@ -372,3 +454,21 @@ def preprocess_celeba_layout(raw_dir: Path, out_dir: Path, image_size: int, work
     if len(skipped) > 20:
         log.info("  ... and %d more (see stats.json)", len(skipped) - 20)
     return stats
+
+
+def preprocess(dataset: str, raw_dir: Path, out_dir: Path, image_size: int, *, crop: str = "auto",
+               workers: int = 0, limit: int | None = None, chunk: int = CHUNK) -> dict:
+    """The preprocess stage for any dataset: plan from raw_dir, then `run_plan`."""
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    crop = resolve_crop(dataset, crop)
+    if not raw_dir.is_dir():
+        raise PreprocessError(f"{raw_dir}: raw data folder not found (run the download stage first)")
+    plan = PLANS[dataset](raw_dir, crop)
+    return run_plan(plan, out_dir, image_size, workers, chunk, limit, describe={"dataset": dataset, "crop": crop})
+
+
+def preprocess_celeba_layout(raw_dir: Path, out_dir: Path, image_size: int, workers: int = 0,
+                             chunk: int = CHUNK, crop: str = "landmarks", limit: int | None = None) -> dict:
+    """A raw folder in CelebA's aligned layout, aligned by landmarks (or centre-cropped)."""
+    return preprocess(Path(raw_dir).name if Path(raw_dir).name in ("synthfaces", "celeba") else "synthfaces",
+                      raw_dir, out_dir, image_size, crop=crop, workers=workers, limit=limit, chunk=chunk)
