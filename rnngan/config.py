@@ -18,7 +18,7 @@ import yaml
 CELLS = ("rnn", "lstm", "gru", "sru")            # keys of rnngan.models.cells.CELLS
 DATASETS = ("synthfaces", "celeba", "lsun_bedroom", "cityscapes")   # keys of rnngan.data.sources.SOURCES
 CELEBA_LAYOUT = ("synthfaces", "celeba")          # datasets in CelebA's aligned layout (with landmarks)
-CROPS = ("auto", "center", "landmarks", "halves")  # see rnngan.data.preprocess.resolve_crop
+CROPS = ("auto", "center", "landmarks", "wild", "halves")   # see rnngan.data.preprocess.CROPS
 FEATURES = ("randinit", "pixels")                 # keys of rnngan.metrics.features.EXTRACTORS
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -217,9 +217,14 @@ def parse_params(raw: Any) -> Params:
     if data.crop == "landmarks" and data.dataset not in CELEBA_LAYOUT:
         raise ParamsError(f"data.crop=landmarks needs landmarks, which only {' and '.join(CELEBA_LAYOUT)} "
                           f"ship; {data.dataset} allows: auto, center" + (", halves" if data.dataset == "cityscapes" else ""))
+    if data.crop == "wild" and data.dataset != "celeba":
+        raise ParamsError(f"data.crop=wild aligns CelebA's in-the-wild photos; {data.dataset} allows: auto, center"
+                          + (", landmarks" if data.dataset in CELEBA_LAYOUT else "")
+                          + (", halves" if data.dataset == "cityscapes" else ""))
     if data.crop == "halves" and data.dataset != "cityscapes":
         raise ParamsError(f"data.crop=halves is Cityscapes' two-squares policy; {data.dataset} allows: "
-                          "auto, center" + (", landmarks" if data.dataset in CELEBA_LAYOUT else ""))
+                          "auto, center" + (", landmarks" if data.dataset in CELEBA_LAYOUT else "")
+                          + (", wild" if data.dataset == "celeba" else ""))
     if params.metrics.kid_subset_size > min(params.metrics.real_count, params.sample.count):
         raise ParamsError(
             f"metrics.kid_subset_size={params.metrics.kid_subset_size} must not exceed "

@@ -163,3 +163,29 @@ def zip_cityscapes(root: Path, zip_path: Path) -> Path:
             rel = path.relative_to(root).as_posix()
             zf.write(path, rel + "/" if path.is_dir() else rel)
     return zip_path
+
+
+def write_celeba_wild(root: Path, aligned: dict[str, Path], scale: float = 1.6, seed: int = 0) -> Path:
+    """In-the-wild photos made from the aligned ones: each enlarged by `scale`, rotated a little
+    and placed at a random spot of a larger photo, with list_landmarks_celeba.txt moved to
+    match; written as the extracted img_celeba/ folder (the publisher ships img_celeba.7z)."""
+    rng = np.random.default_rng(seed)
+    names, marks = cf.read_landmarks(aligned[cf.LANDMARK_FILE])
+    folder = root / cf.WILD_IMAGE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    moved = []
+    with zipfile.ZipFile(aligned[cf.IMAGE_ZIP]) as zf:
+        for name, points in zip(names, marks):
+            image = cv2.imdecode(np.frombuffer(zf.read(f"{cf.IMAGE_DIR}/{name}"), np.uint8), cv2.IMREAD_COLOR)
+            angle = rng.uniform(-10, 10)
+            width, height = int(rng.integers(380, 460)), int(rng.integers(420, 520))
+            matrix = cv2.getRotationMatrix2D((89.0, 109.0), angle, scale)
+            matrix[:, 2] += (rng.uniform(0, width - 178 * scale), rng.uniform(0, height - 218 * scale))
+            photo = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_CUBIC,
+                                   borderMode=cv2.BORDER_REFLECT)
+            ok, buffer = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            assert ok
+            (folder / name).write_bytes(buffer.tobytes())
+            moved.append(np.rint(points @ matrix[:, :2].T + matrix[:, 2]))
+    cf.write_landmarks(root / cf.WILD_LANDMARK_FILE, names, np.stack(moved))
+    return folder

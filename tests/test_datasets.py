@@ -302,7 +302,9 @@ def test_cityscapes_download_without_credentials_names_the_variables(tmp_path, m
 @pytest.mark.parametrize("dataset, crop, allowed", [
     ("lsun_bedroom", "landmarks", "auto, center"),
     ("cityscapes", "landmarks", "auto, center, halves"),
-    ("celeba", "halves", "auto, center, landmarks"),
+    ("celeba", "halves", "auto, center, landmarks, wild"),
+    ("synthfaces", "wild", "auto, center, landmarks"),
+    ("cityscapes", "wild", "auto, center, halves"),
 ])
 def test_a_crop_the_dataset_cannot_take_is_a_params_error_listing_the_allowed(dataset, crop, allowed):
     with pytest.raises(ParamsError, match=f"data.crop={crop}.*allows: {allowed}"):
@@ -313,3 +315,198 @@ def test_limit_must_be_positive_or_null():
     with pytest.raises(ParamsError, match="data.limit=0 must be > 0 or null"):
         parse_params({"data": {"limit": 0}})
     assert parse_params({"data": {"limit": None}}).data.limit is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloads, from a loopback server standing in for each publisher
+
+def serve_files(server, files: dict[str, bytes], **route_options) -> dict[str, object]:
+    """One FileRoute per path."""
+    from loopback import FileRoute
+
+    routes = {path: FileRoute(data=body, **route_options.get(path, {})) for path, body in files.items()}
+    server.routes.update(routes)
+    return routes
+
+
+def test_celeba_download_fetches_each_drive_file_verifies_it_and_resumes_after_an_interruption(
+        celeba_drive, matching_celeba_md5s, server, tmp_path, monkeypatch):
+    from loopback import FileRoute
+
+    matching_celeba_md5s(celeba_drive)
+    monkeypatch.setattr(dl, "GDRIVE_BASE", server.base)
+    monkeypatch.setattr(dl, "MAX_BACKOFF_S", 0.0)            # retry at once
+    by_id = {f.gdrive_id: FileRoute(data=celeba_drive[f.name].read_bytes()) for f in sources.CELEBA_FILES}
+    zip_route = by_id[sources.CELEBA_FILES[0].gdrive_id]
+    size = len(zip_route.data)
+    zip_route.drop_first = size // 3                 # the connection drops a third of the way in,
+    down = {"yes": True}                             # then the server stays down for this run
+
+    def drive(h):
+        route = by_id[h.query["id"]]
+        if route is zip_route and route.requests and down["yes"]:
+            return h.reply(503, b"unavailable")
+        return route(h)
+    server.routes["/download"] = drive
+    out, cache = tmp_path / "raw" / "celeba", tmp_path / "downloads"
+
+    with pytest.raises(dl.DownloadError, match="giving up.*run again to resume"):
+        download(data("celeba", None), 0, out, cache)
+    assert not out.exists()
+    part = cache / "celeba" / f"{cf.IMAGE_ZIP}.part"
+    kept = part.stat().st_size
+    assert 0 < kept < size
+
+    down["yes"] = False
+    download(data("celeba", None), 0, out, cache)
+    assert zip_route.requests[1:] == [f"bytes={kept}-"]     # only the rest was asked for
+    for name, path in celeba_drive.items():
+        assert (out / name).read_bytes() == path.read_bytes()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert all(entry["verified"] for entry in manifest["files"].values())
+    assert sorted(p.name for p in (cache / "celeba").iterdir()) == []       # moved into the output
+
+
+def test_lsun_download_fetches_both_zips_and_unpacks_them(lsun, server, tmp_path, monkeypatch):
+    root, keys = lsun
+    files = {f"/{f.name}": (root / f.name).read_bytes() for f in sources.LSUN_FILES}
+    serve_files(server, files)
+    monkeypatch.setattr(sources, "LSUN_FILES", tuple(replace(f, url=server.url(f"/{f.name}"))
+                                                    for f in sources.LSUN_FILES))
+    out, cache = tmp_path / "lsun_bedroom", tmp_path / "downloads"
+    download(data("lsun_bedroom", None), 0, out, cache)
+    assert sorted(p.name for p in out.iterdir()) == ["bedroom_train_lmdb", "bedroom_val_lmdb", "manifest.json"]
+    assert list((cache / "lsun_bedroom").iterdir()) == []        # the zips are gone once unpacked
+    stats = pp.preprocess("lsun_bedroom", out, tmp_path / "prepared", 8, workers=1)
+    assert stats["counts"] == {"train": len(keys["train"]), "val": len(keys["val"])}
+
+
+def test_lsun_download_404_is_a_clear_error_and_writes_nothing(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "LSUN_FILES", tuple(replace(f, url=server.url(f"/{f.name}"))
+                                                    for f in sources.LSUN_FILES))
+    out = tmp_path / "lsun_bedroom"
+    with pytest.raises(dl.DownloadError, match=r"bedroom_train_lmdb\.zip: HTTP 404"):
+        download(data("lsun_bedroom", None), 0, out, tmp_path / "downloads")
+    assert not out.exists()
+
+
+@pytest.fixture
+def cityscapes_site(server, monkeypatch, cityscapes):
+    from loopback import PASSWORD, USER, cityscapes_site
+
+    monkeypatch.setattr(dl, "CITYSCAPES_LOGIN_URL", server.url("/login/"))
+    monkeypatch.setattr(dl, "CITYSCAPES_PACKAGE_URL", server.url("/file-handling/?packageID={package_id}"))
+    monkeypatch.setattr(dl, "CITYSCAPES_MD5_URL", server.url("/md5-sum/?packageID={package_id}"))
+    monkeypatch.setenv("CITYSCAPES_USERNAME", USER)
+    cityscapes_site(server, cityscapes[1].read_bytes())
+    return PASSWORD
+
+
+def test_cityscapes_download_logs_in_verifies_the_site_md5_and_never_writes_the_password(
+        cityscapes_site, cityscapes, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CITYSCAPES_PASSWORD", cityscapes_site)
+    out = tmp_path / "cityscapes"
+    download(data("cityscapes", None), 0, out, tmp_path / "downloads")
+    assert (out / pp.CITYSCAPES_ZIP).read_bytes() == cityscapes[1].read_bytes()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["files"][pp.CITYSCAPES_ZIP]["verified"]
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert cityscapes_site.encode() not in path.read_bytes()
+    assert cityscapes_site not in caplog.text
+
+
+def test_cityscapes_wrong_password_is_a_login_error_without_the_password(cityscapes_site, tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYSCAPES_PASSWORD", "not-" + cityscapes_site)
+    with pytest.raises(dl.DownloadError, match="Cityscapes login failed") as e:
+        download(data("cityscapes", None), 0, tmp_path / "cityscapes", tmp_path / "downloads")
+    assert cityscapes_site not in str(e.value)
+    assert not (tmp_path / "cityscapes").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Broken inputs
+
+def test_zip_members_with_bad_crc_or_broken_deflate_data_are_skipped_with_the_reason(celeba_drive, tmp_path):
+    raw = tmp_path / "celeba"
+    raw.mkdir()
+    (raw / cf.PARTITION_FILE).write_bytes(celeba_drive[cf.PARTITION_FILE].read_bytes())
+    with zipfile.ZipFile(celeba_drive[cf.IMAGE_ZIP]) as zf:
+        names = [i.filename for i in zf.infolist() if not i.is_dir()]
+        blobs = {n: zf.read(n) for n in names}
+    with zipfile.ZipFile(raw / cf.IMAGE_ZIP, "w") as zf:
+        for i, name in enumerate(names):
+            zf.writestr(name, blobs[name], zipfile.ZIP_DEFLATED if i == 1 else zipfile.ZIP_STORED)
+    data = bytearray((raw / cf.IMAGE_ZIP).read_bytes())
+    with zipfile.ZipFile(raw / cf.IMAGE_ZIP) as zf:
+        infos = [zf.getinfo(n) for n in names[:2]]
+    for info in infos:              # flip a byte in the middle of each member's data
+        start = info.header_offset + 30 + len(info.filename.encode())
+        data[start + info.compress_size // 2] ^= 0xFF
+    (raw / cf.IMAGE_ZIP).write_bytes(bytes(data))
+
+    stats = pp.preprocess("celeba", raw, tmp_path / "out", 8, workers=1)
+    reasons = {s["image"]: s["reason"] for s in stats["skipped"]}
+    first, second = (n.split("/")[-1] for n in names[:2])
+    assert set(reasons) == {first, second}
+    assert reasons[first].startswith("corrupt in the archive") and "CRC" in reasons[first]
+    assert reasons[second].startswith("corrupt in the archive")
+    assert stats["total"] == len(names) - 2
+
+
+def test_a_broken_lmdb_database_is_a_preprocess_error_naming_it(tmp_path):
+    db = tmp_path / "lsun_bedroom" / "bedroom_train_lmdb"
+    db.mkdir(parents=True)
+    (db / "data.mdb").write_bytes(b"this is not an LMDB file" * 100)
+    with pytest.raises(pp.PreprocessError, match="bedroom_train_lmdb: not a readable LMDB database"):
+        pp.preprocess("lsun_bedroom", tmp_path / "lsun_bedroom", tmp_path / "out", 8)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_download_stage_reports_a_bad_source_in_one_line_and_exits_2(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import PROJECT
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {"dataset": "celeba", "source": str(tmp_path / "missing")}}))
+    result = subprocess.run([sys.executable, "-m", "stages.download", "--params", str(params),
+                             "--out", str(tmp_path / "raw" / "celeba"), "--cache", str(tmp_path / "dl")],
+                            cwd=PROJECT, capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert "rnngan download: error: data.source=" in result.stderr and "no such file or folder" in result.stderr
+    assert not (tmp_path / "raw" / "celeba").exists()
+
+
+def test_celeba_wild_photos_from_the_source_align_like_the_aligned_images(celeba_drive, tmp_path):
+    source = tmp_path / "CelebA"
+    for name, path in celeba_drive.items():
+        (source / path.parent.name).mkdir(parents=True, exist_ok=True)
+        (source / path.parent.name / name).write_bytes(path.read_bytes())
+    F.write_celeba_wild(source / "Img", celeba_drive)
+    (source / "Img" / cf.WILD_LANDMARK_FILE).rename(source / "Anno" / cf.WILD_LANDMARK_FILE)
+    raw = tmp_path / "raw" / "celeba"
+    download(data("celeba", source, verify=False), 0, raw, tmp_path / "cache")
+    with zipfile.ZipFile(raw / cf.WILD_IMAGE_ZIP) as zf:
+        assert len([n for n in zf.namelist() if n.startswith(f"{cf.WILD_IMAGE_DIR}/")]) == 30
+
+    wild = pp.preprocess("celeba", raw, tmp_path / "wild", 32, crop="wild", workers=1)
+    aligned = pp.preprocess("celeba", raw, tmp_path / "aligned", 32, crop="landmarks", workers=1)
+    assert wild["layout"] == "celeba_in_the_wild" and wild["counts"] == aligned["counts"]
+    assert wild["decoded_reduced"] == 30          # the photos are larger: decoded at reduced size
+    a = np.load(tmp_path / "wild" / "train.npy").astype(float)
+    b = np.load(tmp_path / "aligned" / "train.npy").astype(float)
+    # The same faces on the same template, through different resampling and a JPEG round trip.
+    assert np.abs(a - b).mean() < 6
+    assert np.abs(a - np.roll(b, 2, axis=2)).mean() > 2 * np.abs(a - b).mean()   # a 2 px slip shows
+
+
+def test_crop_wild_without_the_photos_says_how_to_get_them(celeba_drive, tmp_path):
+    raw = tmp_path / "celeba"
+    raw.mkdir()
+    for name in (cf.IMAGE_ZIP, cf.PARTITION_FILE):
+        (raw / name).write_bytes(celeba_drive[name].read_bytes())
+    with pytest.raises(pp.PreprocessError, match="img_celeba.zip: missing; crop=wild needs the in-the-wild photos"):
+        pp.preprocess("celeba", raw, tmp_path / "out", 32, crop="wild")

@@ -100,7 +100,7 @@ def test_every_stage_refuses_bad_params_before_work_and_writes_nothing(tmp_path,
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
     out = tmp_path / "raw"
     r = subprocess.run([sys.executable, "-m", "stages.download", "--params",
-                        str(tmp_path / "params.yaml"), "--out", str(out)],
+                        str(tmp_path / "params.yaml"), "--out", str(out), "--cache", str(tmp_path / "dl")],
                        capture_output=True, text=True, cwd=PROJECT)
     assert r.returncode == 2
     assert "model.cell='transformer' must be one of: rnn, lstm, gru, sru" in r.stderr

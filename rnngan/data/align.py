@@ -109,11 +109,36 @@ def warp_to_size(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray
     upscale = np.array([[k, 0.0, (k - 1) / 2.0], [0.0, k, (k - 1) / 2.0]])
     canvas_matrix = upscale[:, :2] @ matrix
     canvas_matrix[:, 2] += upscale[:, 2]
-    canvas = cv2.warpAffine(image, canvas_matrix, (k * size, k * size),
+    side = k * size
+    if image.ndim == 3 and image.shape[2] == 3:
+        # OpenCV's bilinear warp has a vectorised path for 4 channels and not for 3: with an
+        # alpha channel added it is ~2x faster and gives bit-identical colour channels.
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
+    canvas = cv2.warpAffine(image, canvas_matrix, (side, side),
                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    if k == 1:
-        return canvas
-    return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+    out = area_resize(canvas, size)
+    return out[:, :, :3] if out.shape[2] == 4 else out     # a view: callers copy it into place
+
+
+def area_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """A square image resized to size x size: each output pixel the mean of the input pixels it
+    covers (area interpolation); bilinear when enlarging.
+
+    OpenCV's area resize is fast for whole ratios and slow otherwise, so a fractional ratio goes
+    through a bilinear enlargement to the next whole multiple of size first (like the warp
+    above); a ratio of 4 or 8 is taken as repeated halvings, which is the same mean and faster.
+    """
+    side = image.shape[0]
+    if side == size:
+        return np.ascontiguousarray(image)
+    if side < size:
+        return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    k = -(-side // size)
+    if k * size != side:
+        image, side = cv2.resize(image, (k * size, k * size), interpolation=cv2.INTER_LINEAR), k * size
+    while side > size and (side // size) % 2 == 0 and side // size > 2:
+        image, side = cv2.resize(image, (side // 2, side // 2), interpolation=cv2.INTER_AREA), side // 2
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -124,4 +149,4 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarra
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be H x W x 3, got shape {image.shape}")
     matrix = similarity_transform(landmarks, template(size))
-    return warp_to_size(image, matrix, size)
+    return np.ascontiguousarray(warp_to_size(image, matrix, size))

@@ -7,6 +7,9 @@
 - `list_eval_partition.txt`: no header, `000001.jpg 0` (0 train, 1 val, 2 test).
 
 Images live in `img_align_celeba.zip` as `img_align_celeba/000001.jpg` ..., 178x218 JPEGs.
+The in-the-wild photos (`img_celeba/000001.jpg` ..., of any size; the publisher ships them as
+a multi-volume img_celeba.7z) have their landmarks in `list_landmarks_celeba.txt`, in the same
+format as the aligned ones.
 """
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ IMAGE_DIR = "img_align_celeba"           # the folder inside the zip
 ATTR_FILE = "list_attr_celeba.txt"
 LANDMARK_FILE = "list_landmarks_align_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
+WILD_IMAGE_ZIP = "img_celeba.zip"          # the extracted img_celeba/ folder, zipped
+WILD_IMAGE_DIR = "img_celeba"
+WILD_LANDMARK_FILE = "list_landmarks_celeba.txt"
 IMAGE_WIDTH, IMAGE_HEIGHT = 178, 218
 
 ATTRIBUTES = (

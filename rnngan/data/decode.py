@@ -19,12 +19,7 @@ import math
 import cv2
 import numpy as np
 
-from rnngan.data.align import (
-    similarity_transform,
-    template,
-    transform_scale,
-    warp_to_size,
-)
+from rnngan.data.align import area_resize, similarity_transform, template, transform_scale, warp_to_size
 
 REASON_UNDECODABLE = "not a decodable image"
 REASON_TRUNCATED = "truncated image (the file ends before the image does)"
@@ -36,6 +31,7 @@ JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
 PNG_SIGNATURE, PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
             4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)      # OpenCV >= 4.10 decodes straight to RGB
 
 # A crop spec, as sent to a worker with each image:
 #   ("landmarks", 5 x 2 array)   ("box", (x0, y0, side))   ("center", None)   ("halves", None)
@@ -130,6 +126,30 @@ def _imdecode(buffer: np.ndarray, flags: int) -> np.ndarray | None:
         return None
 
 
+def _flags(factor: int) -> int:
+    """imdecode flags: RGB straight from the decoder where OpenCV can (>= 4.10), at 1/factor;
+    landmarks and boxes refer to the stored pixel grid, so any EXIF rotation is ignored."""
+    flags = _REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION
+    return (flags & ~cv2.IMREAD_COLOR) | _RGB if _RGB is not None else flags
+
+
+def _boxes(kind: str, value, wh: tuple[int, int]) -> list[tuple[float, float, float]]:
+    if kind == "box":
+        return [value]
+    return halves_boxes(*wh) if kind == "halves" else [center_box(*wh)]
+
+
+def _box_factor(boxes: list[tuple[float, float, float]], size: int, fmt: str) -> int:
+    """The largest JPEG reduction (1, 2, 4, 8) that leaves every box >= size decoded pixels."""
+    if fmt != "jpeg":
+        return 1
+    side = min(b[2] for b in boxes)
+    factor = 1
+    while factor < 8 and side / (2 * factor) >= size - 1e-9:
+        factor *= 2
+    return factor
+
+
 def crop_image(data: bytes, spec: Spec, size: int,
                expected_wh: tuple[int, int] | None = None) -> tuple[list[np.ndarray], str | None, bool]:
     """(crops as RGB uint8 size x size x 3, None, decoded_reduced) or ([], reason, False).
@@ -144,38 +164,52 @@ def crop_image(data: bytes, spec: Spec, size: int,
         return [], REASON_TRUNCATED, False
     kind, value = spec
     wh = expected_wh
-    if kind in ("center", "halves") and wh is None:
-        wh = header_size(data) if fmt == "jpeg" else None   # others decode in full anyway
+    if kind in ("center", "halves") and wh is None and fmt == "jpeg":
+        wh = header_size(data)        # others decode in full anyway: take the size from the pixels
+    matrix = boxes = None
     if kind == "landmarks":
         try:
-            matrices = [similarity_transform(value, template(size))]
+            matrix = similarity_transform(value, template(size))
         except ValueError:
             return [], REASON_DEGENERATE, False
-    elif kind == "box":
-        matrices = [box_matrix(value, size)]
-    elif wh is not None:
-        matrices = [box_matrix(b, size) for b in (halves_boxes(*wh) if kind == "halves" else [center_box(*wh)])]
+        factor = decode_factor(matrix, size, fmt)
+    elif kind == "box" or wh is not None:
+        boxes = _boxes(kind, value, wh)
+        factor = _box_factor(boxes, size, fmt)
     else:
-        matrices = None                 # boxes from the decoded image
-    factor = min(decode_factor(m, size, fmt) for m in matrices) if matrices else 1
+        factor = 1
     buffer = np.frombuffer(data, dtype=np.uint8)
-    # Landmarks and boxes refer to the stored pixel grid: ignore any EXIF rotation.
-    image = _imdecode(buffer, _REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
+    image = _imdecode(buffer, _flags(factor))
     if image is None:
         return [], REASON_UNDECODABLE, False
-    if expected_wh is not None or (wh is not None and matrices is not None):
+    if wh is not None:
         width, height = wh
-        if image.shape[:2] != (math.ceil(height / factor), math.ceil(width / factor)):
-            full = image if factor == 1 else _imdecode(buffer, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if image.shape[:2] != (-(-height // factor), -(-width // factor)):
+            full = image if factor == 1 else _imdecode(buffer, _flags(1))
             got = "?x?" if full is None else f"{full.shape[1]}x{full.shape[0]}"
             return [], f"wrong size {got} (expected {width}x{height})", False
-    if matrices is None:
-        height, width = image.shape[:2]
-        matrices = [box_matrix(b, size) for b in (halves_boxes(width, height) if kind == "halves"
-                                                   else [center_box(width, height)])]
-    crops = [cv2.cvtColor(warp_to_size(image, reduced_matrix(m, factor), size), cv2.COLOR_BGR2RGB)
-             for m in matrices]
+    if matrix is not None:
+        crops = [warp_to_size(image, reduced_matrix(matrix, factor), size)]
+    else:
+        if boxes is None:
+            boxes = _boxes(kind, value, (image.shape[1], image.shape[0]))
+        crops = [resample_box(image, (x0 / factor, y0 / factor, side / factor), size) for x0, y0, side in boxes]
+    if _RGB is None:
+        crops = [cv2.cvtColor(np.ascontiguousarray(c), cv2.COLOR_BGR2RGB) for c in crops]
     return crops, None, factor > 1
+
+
+def resample_box(image: np.ndarray, box: tuple[float, float, float], size: int) -> np.ndarray:
+    """The square box (x0, y0, side) of `image`, in edge coordinates, resized to size x size
+    without aliasing. A box on whole pixels is sliced and resized directly (exact for an
+    integer ratio, and several times faster than the general warp); else it is warped."""
+    x0, y0, side = box
+    xi, yi, si = round(x0), round(y0), round(side)
+    height, width = image.shape[:2]
+    if (max(abs(x0 - xi), abs(y0 - yi), abs(side - si)) < 1e-6
+            and xi >= 0 and yi >= 0 and xi + si <= width and yi + si <= height):
+        return area_resize(image[yi:yi + si, xi:xi + si], size)
+    return warp_to_size(image, box_matrix(box, size), size)
 
 
 def process_chunk(job: tuple[list[bytes], list[Spec], int, tuple[int, int] | None]

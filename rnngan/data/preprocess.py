@@ -9,7 +9,7 @@ missing or unreadable input file is a `PreprocessError`, raised before anything 
 
 Protocols (`data.crop`; `auto` picks the first one listed per dataset):
     synthfaces  landmarks | center
-    celeba      center | landmarks
+    celeba      center | landmarks | wild (the in-the-wild photos, aligned by their landmarks)
     lsun_bedroom  center
     cityscapes  halves | center
 """
@@ -28,9 +28,9 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -43,12 +43,12 @@ from rnngan.io import atomic_path, log, progress, write_json
 CHUNK = 256                      # images per task sent to a worker: large enough to amortise pickling
 
 # The crop that is conventional for 64 x 64 CelebA FID numbers: the central 108 x 108 of the
-# 178 x 218 aligned image (columns 35-142, rows 55-162), as DCGAN-tensorflow's `center_crop`
-# (--input_height 108 --crop) takes it; TTUR's 64 x 64 CelebA statistics were computed on it.
+# 178 x 218 aligned image (columns 35-142, rows 55-162), as carpedm20/DCGAN-tensorflow's
+# `center_crop` (--input_height 108 --crop) takes it; TTUR's DCGAN CelebA setup builds on it.
 CELEBA_CENTER_BOX = (35, 55, 108)
 
 AUTO_CROP = {"synthfaces": "landmarks", "celeba": "center", "lsun_bedroom": "center", "cityscapes": "halves"}
-CROPS = {"synthfaces": ("landmarks", "center"), "celeba": ("center", "landmarks"),
+CROPS = {"synthfaces": ("landmarks", "center"), "celeba": ("center", "landmarks", "wild"),
          "lsun_bedroom": ("center",), "cityscapes": ("halves", "center")}
 
 LSUN_CATEGORY = "bedroom"
@@ -91,7 +91,7 @@ class Plan:
     layout: str
     splits: tuple[str, ...]
     items: list[Item]
-    open_reader: Callable[[], ContextManager[Callable[[object], bytes]]]
+    source: ZipSource | LmdbSource       # where the bytes are; opened once in each worker
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (image, reason) before decoding
     expected_wh: tuple[int, int] | None = None
     crops_per_image: int = 1
@@ -113,43 +113,133 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         raise PreprocessError(f"{path}: not a readable zip archive ({exc})") from exc
 
 
-def _zip_reader(path: Path) -> Callable[[], ContextManager[Callable[[object], bytes]]]:
-    @contextlib.contextmanager
-    def open_reader():
-        with _open_zip(path) as zf:
-            yield zf.read
-    return open_reader
+@dataclass(frozen=True)
+class ZipSource:
+    """Members of one zip archive, keyed by `ZipMember`."""
+    path: Path
+
+    def open(self) -> tuple[Callable[[object], bytes], Callable[[], None]]:
+        reader = _ZipMembers(self.path)
+        return reader.read, reader.close
+
+
+class ZipMember(NamedTuple):
+    """Where a member's bytes are: what a worker needs to read it without parsing the archive's
+    central directory (200,000 entries for CelebA) again in every process."""
+    name: str
+    offset: int          # of the local file header
+    size: int            # compressed
+    method: int
+    crc: int
+    flags: int
+
+    @classmethod
+    def of(cls, info: zipfile.ZipInfo) -> ZipMember:
+        return cls(info.filename, info.header_offset, info.compress_size, info.compress_type, info.CRC,
+                   info.flag_bits)
+
+
+class _ZipMembers:
+    """Reads zip members with two `pread`s each: the local header, then the data, inflated if
+    deflated and checked against its CRC-32. zipfile.ZipFile.read does the same with ~30 us of
+    Python around it per member, a tenth of a JPEG's decoding time; anything unusual
+    (encrypted, other compression methods) goes through zipfile itself."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self.zf: zipfile.ZipFile | None = None
+
+    def read(self, member: ZipMember) -> bytes:
+        if member.flags & 0x1 or member.method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            self.zf = self.zf or _open_zip(self.path)
+            return self.zf.read(member.name)
+        header = os.pread(self.fd, 30, member.offset)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local file header for {member.name}")
+        skip = 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+        data = os.pread(self.fd, member.size, member.offset + skip)
+        if len(data) < member.size:
+            raise zipfile.BadZipFile(f"{member.name}: the archive ends inside this member")
+        if member.method == zipfile.ZIP_DEFLATED:
+            data = zlib.decompress(data, -15)
+        if zlib.crc32(data) != member.crc:
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {member.name!r}")
+        return data
+
+    def close(self) -> None:
+        os.close(self.fd)
+        if self.zf is not None:
+            self.zf.close()
+
+
+@dataclass(frozen=True)
+class LmdbSource:
+    """Records of one LMDB database per split, keyed by (split, key bytes)."""
+    dbs: tuple[tuple[str, Path], ...]
+
+    def open(self) -> tuple[Callable[[object], bytes], Callable[[], None]]:
+        envs = {split: _open_lmdb(path) for split, path in self.dbs}
+        txns = {split: env.begin(write=False) for split, env in envs.items()}
+
+        def read(key) -> bytes:
+            return txns[key[0]].get(key[1]) or b""
+
+        def close() -> None:
+            for txn in txns.values():
+                txn.abort()
+            for env in envs.values():
+                env.close()
+        return read, close
+
+
+def _open_lmdb(path: Path):
+    import lmdb
+
+    _require(path / "data.mdb", "an LMDB folder holds data.mdb")
+    try:
+        return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
+                         max_readers=1, subdir=True)
+    except lmdb.Error as exc:
+        raise PreprocessError(f"{path}: not a readable LMDB database ({exc})") from exc
 
 
 def celeba_plan(raw_dir: Path, crop: str) -> Plan:
-    """CelebA's aligned layout (real CelebA and synthfaces): img_align_celeba.zip, the partition
-    file, and the landmark file when aligning by landmarks."""
-    zip_path = _require(raw_dir / cf.IMAGE_ZIP, "CelebA's aligned layout needs it")
-    partition_path = _require(raw_dir / cf.PARTITION_FILE, "CelebA's aligned layout needs it")
+    """CelebA's layout (real CelebA and synthfaces): the partition file, and img_align_celeba.zip
+    with list_landmarks_align_celeba.txt (crop=landmarks), or the in-the-wild img_celeba.zip
+    with list_landmarks_celeba.txt (crop=wild)."""
+    wild = crop == "wild"
+    image_zip, image_dir = (cf.WILD_IMAGE_ZIP, cf.WILD_IMAGE_DIR) if wild else (cf.IMAGE_ZIP, cf.IMAGE_DIR)
+    zip_path = _require(raw_dir / image_zip, "crop=wild needs the in-the-wild photos: the publisher ships them as "
+                        "img_celeba.7z; extract it and point data.source at a folder holding img_celeba/ (or "
+                        "img_celeba.zip) and list_landmarks_celeba.txt" if wild else "CelebA's aligned layout needs it")
+    partition_path = _require(raw_dir / cf.PARTITION_FILE, "CelebA's layout needs it")
     try:
         partition = cf.read_partition(partition_path)
         landmarks = {}
-        if crop == "landmarks":
-            names, marks = cf.read_landmarks(_require(raw_dir / cf.LANDMARK_FILE, "crop=landmarks needs it"))
+        if crop in ("landmarks", "wild"):
+            landmark_file = cf.WILD_LANDMARK_FILE if wild else cf.LANDMARK_FILE
+            names, marks = cf.read_landmarks(_require(raw_dir / landmark_file, f"crop={crop} needs it"))
             landmarks = dict(zip(names, marks))
     except cf.FormatError as exc:   # already names the file
         raise PreprocessError(str(exc)) from exc
     with _open_zip(zip_path) as zf:
-        members = {info.filename for info in zf.infolist()}
+        members = {info.filename: info for info in zf.infolist()}
     items, skipped = [], []
     for name, code in partition.items():
-        member = f"{cf.IMAGE_DIR}/{name}"
+        member = f"{image_dir}/{name}"
         if member not in members:
             skipped.append((name, REASON_MISSING))
-        elif crop == "landmarks" and name not in landmarks:
+        elif landmarks and name not in landmarks:
             skipped.append((name, REASON_NO_LANDMARKS))
         else:
-            spec = ("landmarks", landmarks[name]) if crop == "landmarks" else ("box", CELEBA_CENTER_BOX)
-            items.append(Item(name, cf.SPLITS[code], member, spec))
-    listed = {f"{cf.IMAGE_DIR}/{name}" for name in partition}
-    unlisted = sum(1 for m in members if m.startswith(cf.IMAGE_DIR + "/") and m.endswith(".jpg") and m not in listed)
-    return Plan("celeba_aligned", tuple(cf.SPLITS.values()), items, _zip_reader(zip_path), skipped,
-                expected_wh=(cf.IMAGE_WIDTH, cf.IMAGE_HEIGHT),
+            spec = ("landmarks", landmarks[name]) if landmarks else ("box", CELEBA_CENTER_BOX)
+            items.append(Item(name, cf.SPLITS[code], ZipMember.of(members[member]), spec))
+    listed = {f"{image_dir}/{name}" for name in partition}
+    unlisted = sum(1 for m in members if m.startswith(image_dir + "/") and m.endswith(".jpg") and m not in listed)
+    return Plan("celeba_in_the_wild" if wild else "celeba_aligned", tuple(cf.SPLITS.values()), items,
+                ZipSource(zip_path), skipped,
+                expected_wh=None if wild else (cf.IMAGE_WIDTH, cf.IMAGE_HEIGHT),
                 notes={"listed": len(partition), "unlisted_in_zip": unlisted}, order=list(partition))
 
 
@@ -162,10 +252,10 @@ def lsun_plan(raw_dir: Path, crop: str) -> Plan:
     if (raw_dir / LSUN_IMAGE_ZIP).is_file():
         zip_path = raw_dir / LSUN_IMAGE_ZIP
         with _open_zip(zip_path) as zf:
-            names = sorted(i.filename for i in zf.infolist()
-                           if not i.is_dir() and i.filename.lower().endswith(IMAGE_SUFFIXES))
-        items = [Item(n, "train", n, ("center", None)) for n in names]
-        return Plan("image_zip", ("train",), items, _zip_reader(zip_path))
+            infos = sorted((i for i in zf.infolist() if not i.is_dir() and i.filename.lower().endswith(IMAGE_SUFFIXES)),
+                           key=lambda i: i.filename)
+        items = [Item(i.filename, "train", ZipMember.of(i), ("center", None)) for i in infos]
+        return Plan("image_zip", ("train",), items, ZipSource(zip_path))
     raise PreprocessError(f"{raw_dir}: no {' or '.join(LSUN_SPLITS.values())} LMDB folder and no "
                           f"{LSUN_IMAGE_ZIP}; rerun the download stage")
 
@@ -173,17 +263,9 @@ def lsun_plan(raw_dir: Path, crop: str) -> Plan:
 def _lmdb_plan(dbs: dict[str, Path]) -> Plan:
     import lmdb
 
-    def open_env(path: Path):
-        _require(path / "data.mdb", "an LMDB folder holds data.mdb")
-        try:
-            return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
-                             max_readers=1, subdir=True)
-        except lmdb.Error as exc:
-            raise PreprocessError(f"{path}: not a readable LMDB database ({exc})") from exc
-
     items = []
     for split, path in dbs.items():
-        env = open_env(path)
+        env = _open_lmdb(path)
         try:
             with env.begin(write=False) as txn:
                 for key in txn.cursor().iternext(keys=True, values=False):
@@ -192,20 +274,7 @@ def _lmdb_plan(dbs: dict[str, Path]) -> Plan:
             raise PreprocessError(f"{path}: corrupt LMDB database ({exc})") from exc
         finally:
             env.close()
-
-    @contextlib.contextmanager
-    def open_reader():
-        envs = {split: open_env(path) for split, path in dbs.items()}
-        txns = {split: env.begin(write=False, buffers=False) for split, env in envs.items()}
-        try:
-            yield lambda key: txns[key[0]].get(key[1]) or b""
-        finally:
-            for txn in txns.values():
-                txn.abort()
-            for env in envs.values():
-                env.close()
-
-    return Plan("lsun_lmdb", tuple(dbs), items, open_reader,
+    return Plan("lsun_lmdb", tuple(dbs), items, LmdbSource(tuple(dbs.items())),
                 notes={"databases": {split: path.name for split, path in dbs.items()}})
 
 
@@ -219,7 +288,7 @@ def cityscapes_plan(raw_dir: Path, crop: str) -> Plan:
         match = CITYSCAPES_MEMBER.match(info.filename)
         if match:
             split, _, name = match.groups()
-            items.append(Item(name, split, info.filename, (crop, None)))
+            items.append(Item(name, split, ZipMember.of(info), (crop, None)))
         elif info.filename.lower().endswith(IMAGE_SUFFIXES):
             other += 1
     if not items:
@@ -228,7 +297,7 @@ def cityscapes_plan(raw_dir: Path, crop: str) -> Plan:
     order = {"train": 0, "val": 1, "test": 2}
     items.sort(key=lambda item: (order[item.split], item.name))
     n = 2 if crop == "halves" else 1
-    return Plan("cityscapes_leftImg8bit", ("train", "val", "test"), items, _zip_reader(zip_path),
+    return Plan("cityscapes_leftImg8bit", ("train", "val", "test"), items, ZipSource(zip_path),
                 crops_per_image=n, crop_labels=HALVES if n == 2 else (),
                 notes={"other_images_in_zip": other})
 
@@ -348,26 +417,44 @@ def _limit(items: list[Item], limit: int | None) -> tuple[list[Item], int]:
     return kept, len(items) - len(kept)
 
 
-def _read_all(plan: Plan, todo: list[Item], read: Callable[[object], bytes], size: int, chunk: int
-              ) -> Iterator[tuple[list[bytes | str], list[Spec], int, tuple[int, int] | None]]:
-    """Worker jobs, read here in the main process as the pool asks for more (archive reads are
-    cheap next to decoding). A member the archive cannot give back (bad CRC, corrupt deflate
-    data) travels as its reason, a str, and is skipped like an undecodable image."""
+_READERS: dict[object, tuple[Callable[[object], bytes], Callable[[], None]]] = {}
+
+
+def _reader(source) -> Callable[[object], bytes]:
+    """The source opened once per process (a worker keeps it for its life)."""
+    if source not in _READERS:
+        _READERS[source] = source.open()
+    return _READERS[source][0]
+
+
+def _close_readers() -> None:
+    while _READERS:
+        _, (_, close) = _READERS.popitem()
+        close()
+
+
+def _jobs(plan: Plan, todo: list[Item], size: int, chunk: int) -> Iterator[tuple]:
+    """Worker tasks: keys only. Each worker reads the bytes itself, so the main process ships
+    a few names per image instead of the images (it would otherwise be the bottleneck)."""
     for items in _chunks(todo, chunk):
-        blobs: list[bytes | str] = []
-        for item in items:
-            try:
-                blobs.append(read(item.key))
-            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                blobs.append(f"corrupt in the archive ({exc})")
-        yield blobs, [item.spec for item in items], size, plan.expected_wh
+        yield plan.source, [item.key for item in items], [item.spec for item in items], size, plan.expected_wh
 
 
 def _process(job) -> tuple[np.ndarray, list[int], list[str | None], int]:
-    blobs, specs, size, expected_wh = job
-    readable = [b if isinstance(b, bytes) else b"" for b in blobs]
-    crops, counts, reasons, reduced = decode.process_chunk((readable, specs, size, expected_wh))
-    reasons = [b if isinstance(b, str) else r for b, r in zip(blobs, reasons)]
+    """Read and decode one task's images. A member the archive cannot give back (bad CRC,
+    corrupt deflate data) is skipped with that reason, like an undecodable image."""
+    source, keys, specs, size, expected_wh = job
+    read = _reader(source)
+    blobs: list[bytes] = []
+    failures: dict[int, str] = {}
+    for i, key in enumerate(keys):
+        try:
+            blobs.append(read(key))
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            blobs.append(b"")
+            failures[i] = f"corrupt in the archive ({exc})"
+    crops, counts, reasons, reduced = decode.process_chunk((blobs, specs, size, expected_wh))
+    reasons = [failures.get(i, reason) for i, reason in enumerate(reasons)]
     return crops, counts, reasons, reduced
 
 
@@ -390,17 +477,24 @@ def _decode_into(folder: Path, plan: Plan, todo: list[Item], results: Iterator, 
     bar = progress(total=len(todo), unit="img", desc="preprocess")
     for crops, counts, reasons, reduced in results:
         reduced_total += reduced
-        kept = iter(crops)
+        runs: list[list] = []            # [split, first crop, first row, count]: one slice copy each
+        crop = 0
         for count, reason in zip(counts, reasons):
             item = next(items)
             if reason is not None:
                 skipped.append((item.name, reason))
                 continue
             for k in range(count):
-                arrays[item.split][rows[item.split]] = next(kept)
                 label = f"#{plan.crop_labels[k]}" if plan.crop_labels else ""
                 index.append((item.split, rows[item.split], item.name + label))
+                if runs and runs[-1][0] == item.split:
+                    runs[-1][3] += 1
+                else:
+                    runs.append([item.split, crop, rows[item.split], 1])
                 rows[item.split] += 1
+                crop += 1
+        for split, first, row, n in runs:
+            arrays[split][row:row + n] = crops[first:first + n]
         bar.update(len(reasons))
     bar.close()
     for array in arrays.values():
@@ -424,9 +518,10 @@ def run_plan(plan: Plan, out_dir: Path, image_size: int, workers: int = 0, chunk
     log.info("preprocess (%s): %d images to decode%s, %d skipped before decoding; %d worker(s)",
              plan.layout, len(todo), f" (data.limit={limit} per split left out {left_out})" if left_out else "",
              len(plan.skipped), workers)
-    with plan.open_reader() as read, atomic_path(out_dir) as tmp:
+    with contextlib.ExitStack() as stack, atomic_path(out_dir) as tmp:
+        stack.callback(_close_readers)
         tmp.mkdir()
-        results = _ordered_map(_process, _read_all(plan, todo, read, image_size, chunk), workers)
+        results = _ordered_map(_process, _jobs(plan, todo, image_size, chunk), workers)
         rows, index, failed, reduced = _decode_into(tmp, plan, todo, results, image_size)
         _write_index(tmp / "index.csv", index)
         order = {name: i for i, name in enumerate(plan.order or [item.name for item in plan.items])}

@@ -55,6 +55,11 @@ CELEBA_FILES = (
     PublishedFile(cf.ATTR_FILE, "75e246fa4810816ffd6ee81facbd244c", gdrive_id="0B7EVK8r0v71pblRyaVFSWGxPY0U"),
 )
 
+# The in-the-wild photos' landmarks (published MD5). The photos themselves ship only as a
+# multi-volume img_celeba.7z, so they come from data.source, extracted (img_celeba/ or a zip of it).
+CELEBA_WILD_LANDMARKS = PublishedFile(cf.WILD_LANDMARK_FILE, "063ee6ddb681f96bc9ca28c6febb9d1a",
+                                      gdrive_id="0B7EVK8r0v71pTzJIdlJWdHczRlU")
+
 # LSUN publishes no checksums; each zip member's CRC-32 is checked as it is unpacked.
 LSUN_URL = "http://dl.yf.io/lsun/scenes/{name}"
 LSUN_FILES = tuple(PublishedFile(f"{folder}.zip", url=LSUN_URL.format(name=f"{folder}.zip"))
@@ -174,6 +179,28 @@ def _celeba_from_local(root: Path, tmp: Path, verify: bool, manifest: dict) -> N
                               + f"; CelebA needs {', '.join(x.name for x in CELEBA_FILES)}")
         md5 = dl.copy_verified(found, tmp / f.name, desc=f.name)
         _record(manifest, f.name, f"copied from {found}", md5, f.md5, verify)
+    if root.is_dir():
+        _celeba_wild_from_local(root, tmp, verify, manifest)
+
+
+def _celeba_wild_from_local(root: Path, tmp: Path, verify: bool, manifest: dict) -> None:
+    """The optional in-the-wild photos (for data.crop=wild), when the source has them."""
+    marks = _find(root, CELEBA_WILD_LANDMARKS.name)
+    photos_zip = _find(root, cf.WILD_IMAGE_ZIP)
+    photos = _find(root, cf.WILD_IMAGE_DIR)
+    if marks is None or not marks.is_file() or (photos_zip is None and (photos is None or not photos.is_dir())):
+        log.info("celeba: no in-the-wild photos (%s/ or %s with %s) in the source; data.crop=wild "
+                 "will not be available", cf.WILD_IMAGE_DIR, cf.WILD_IMAGE_ZIP, CELEBA_WILD_LANDMARKS.name)
+        return
+    md5 = dl.copy_verified(marks, tmp / marks.name, desc=marks.name)
+    _record(manifest, marks.name, f"copied from {marks}", md5, CELEBA_WILD_LANDMARKS.md5, verify)
+    if photos_zip is not None and photos_zip.is_file():
+        md5 = dl.copy_verified(photos_zip, tmp / cf.WILD_IMAGE_ZIP, desc=cf.WILD_IMAGE_ZIP)
+        _record(manifest, cf.WILD_IMAGE_ZIP, f"copied from {photos_zip}", md5, None, verify)
+    else:
+        log.info("celeba: packing the in-the-wild %s/ folder into %s", photos, cf.WILD_IMAGE_ZIP)
+        count = _pack_folder(photos, tmp / cf.WILD_IMAGE_ZIP, cf.WILD_IMAGE_DIR, (".jpg",))
+        _record(manifest, cf.WILD_IMAGE_ZIP, f"packed from {photos} ({count} images)", None, None, verify)
 
 
 def lsun_bedroom(data: DataParams, seed: int, out_dir: Path, cache: Path) -> dict:
@@ -238,7 +265,7 @@ def cityscapes(data: DataParams, seed: int, out_dir: Path, cache: Path) -> dict:
         tmp.mkdir()
         if data.source is None:
             username, password = dl.cityscapes_credentials()
-            session = dl.cityscapes_session(username, password)
+            session = dl.cityscapes_session(username, password, login_url=dl.CITYSCAPES_LOGIN_URL)
             del password
             published = dl.cityscapes_md5(session, CITYSCAPES_PACKAGE_ID)
             url = dl.CITYSCAPES_PACKAGE_URL.format(package_id=CITYSCAPES_PACKAGE_ID)
