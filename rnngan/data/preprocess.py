@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import math
 import multiprocessing as mp
 import os
@@ -78,7 +79,7 @@ def resolve_crop(dataset: str, crop: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Plans: what to read, from where, and how to crop it
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     name: str          # what index.csv and stats.json call the image
     split: str
@@ -88,9 +89,12 @@ class Item:
 
 @dataclass
 class Plan:
+    """What to decode. `items` can be iterated more than once, in the same order each time:
+    a list, or (for millions of LMDB records) an iterable that reads them afresh, so memory
+    stays bounded whatever the count; `counts` is how many there are per split."""
     layout: str
     splits: tuple[str, ...]
-    items: list[Item]
+    items: Iterable[Item]
     source: ZipSource | LmdbSource       # where the bytes are; opened once in each worker
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (image, reason) before decoding
     expected_wh: tuple[int, int] | None = None
@@ -98,6 +102,13 @@ class Plan:
     crop_labels: tuple[str, ...] = ()                             # suffixes of the names when > 1
     notes: dict = field(default_factory=dict)                      # extra facts for stats.json
     order: list[str] | None = None       # every listed name, to report skips in; default: items
+    counts: dict[str, int] | None = None  # items per split; counted from `items` when None
+
+    def __post_init__(self) -> None:
+        if self.counts is None:
+            self.counts = {split: 0 for split in self.splits}
+            for item in self.items:
+                self.counts[item.split] += 1
 
 
 def _require(path: Path, what: str) -> Path:
@@ -188,20 +199,30 @@ class LmdbSource:
         def close() -> None:
             for txn in txns.values():
                 txn.abort()
-            for env in envs.values():
-                env.close()
         return read, close
 
 
+_ENVS: dict[Path, object] = {}
+
+
 def _open_lmdb(path: Path):
+    """The database, opened once per process (LMDB refuses a second open of the same file);
+    without locking, as nothing writes to it, so several read transactions may share a thread."""
     import lmdb
 
-    _require(path / "data.mdb", "an LMDB folder holds data.mdb")
-    try:
-        return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
-                         max_readers=1, subdir=True)
-    except lmdb.Error as exc:
-        raise PreprocessError(f"{path}: not a readable LMDB database ({exc})") from exc
+    if path not in _ENVS:
+        _require(path / "data.mdb", "an LMDB folder holds data.mdb")
+        try:
+            _ENVS[path] = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
+                                    subdir=True)
+        except lmdb.Error as exc:
+            raise PreprocessError(f"{path}: not a readable LMDB database ({exc})") from exc
+    return _ENVS[path]
+
+
+def _close_lmdb() -> None:
+    while _ENVS:
+        _ENVS.popitem()[1].close()
 
 
 def celeba_plan(raw_dir: Path, crop: str) -> Plan:
@@ -254,27 +275,44 @@ def lsun_plan(raw_dir: Path, crop: str) -> Plan:
         with _open_zip(zip_path) as zf:
             infos = sorted((i for i in zf.infolist() if not i.is_dir() and i.filename.lower().endswith(IMAGE_SUFFIXES)),
                            key=lambda i: i.filename)
-        items = [Item(i.filename, "train", ZipMember.of(i), ("center", None)) for i in infos]
+        items = [Item(i.filename, "train", ZipMember.of(i), CENTER) for i in infos]
         return Plan("image_zip", ("train",), items, ZipSource(zip_path))
     raise PreprocessError(f"{raw_dir}: no {' or '.join(LSUN_SPLITS.values())} LMDB folder and no "
                           f"{LSUN_IMAGE_ZIP}; rerun the download stage")
 
 
+CENTER: Spec = ("center", None)
+
+
+class _LmdbItems:
+    """The records of LSUN's LMDB databases, in key order, read afresh on each iteration."""
+
+    def __init__(self, dbs: dict[str, Path]):
+        self.dbs = dbs
+
+    def __iter__(self) -> Iterator[Item]:
+        import lmdb
+
+        for split, path in self.dbs.items():
+            try:
+                with _open_lmdb(path).begin(write=False) as txn:
+                    for key in txn.cursor().iternext(keys=True, values=False):
+                        yield Item(key.decode("ascii", "replace"), split, (split, bytes(key)), CENTER)
+            except lmdb.Error as exc:
+                raise PreprocessError(f"{path}: corrupt LMDB database ({exc})") from exc
+
+
 def _lmdb_plan(dbs: dict[str, Path]) -> Plan:
     import lmdb
 
-    items = []
+    counts = {}
     for split, path in dbs.items():
-        env = _open_lmdb(path)
         try:
-            with env.begin(write=False) as txn:
-                for key in txn.cursor().iternext(keys=True, values=False):
-                    items.append(Item(key.decode("ascii", "replace"), split, (split, bytes(key)), ("center", None)))
+            with _open_lmdb(path).begin(write=False) as txn:
+                counts[split] = txn.stat()["entries"]
         except lmdb.Error as exc:
             raise PreprocessError(f"{path}: corrupt LMDB database ({exc})") from exc
-        finally:
-            env.close()
-    return Plan("lsun_lmdb", tuple(dbs), items, LmdbSource(tuple(dbs.items())),
+    return Plan("lsun_lmdb", tuple(dbs), _LmdbItems(dbs), LmdbSource(tuple(dbs.items())), counts=counts,
                 notes={"databases": {split: path.name for split, path in dbs.items()}})
 
 
@@ -383,18 +421,6 @@ def _shrink_npy(path: Path, rows: int) -> None:
     os.replace(tmp, path)
 
 
-def _write_index(path: Path, rows: list[tuple[str, int, str]]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["split", "row", "image"])
-        writer.writerows(rows)
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def _pool_shape(n: int, workers: int, chunk: int) -> tuple[int, int]:
     """(workers, chunk) for n images: small data sets are spread over every worker (the output
     does not depend on the chunking), and no more processes start than there are chunks,
@@ -404,17 +430,20 @@ def _pool_shape(n: int, workers: int, chunk: int) -> tuple[int, int]:
     return max(1, min(workers, math.ceil(n / chunk))), chunk
 
 
-def _limit(items: list[Item], limit: int | None) -> tuple[list[Item], int]:
-    """The first `limit` items of each split (all when None), and how many were left out."""
+def _limit(plan: Plan, limit: int | None) -> tuple[Iterator[Item], dict[str, int]]:
+    """The first `limit` items of each split (all when None), and the counts that leaves."""
     if limit is None:
-        return items, 0
-    taken: dict[str, int] = {}
-    kept = []
-    for item in items:
-        if taken.get(item.split, 0) < limit:
-            taken[item.split] = taken.get(item.split, 0) + 1
-            kept.append(item)
-    return kept, len(items) - len(kept)
+        return iter(plan.items), dict(plan.counts)
+
+    def first() -> Iterator[Item]:
+        taken = dict.fromkeys(plan.splits, 0)
+        for item in plan.items:
+            if taken[item.split] < limit:
+                taken[item.split] += 1
+                yield item
+            elif all(n >= min(limit, plan.counts[s]) for s, n in taken.items()):
+                return                       # every split is full: stop reading
+    return first(), {split: min(n, limit) for split, n in plan.counts.items()}
 
 
 _READERS: dict[object, tuple[Callable[[object], bytes], Callable[[], None]]] = {}
@@ -431,12 +460,13 @@ def _close_readers() -> None:
     while _READERS:
         _, (_, close) = _READERS.popitem()
         close()
+    _close_lmdb()
 
 
-def _jobs(plan: Plan, todo: list[Item], size: int, chunk: int) -> Iterator[tuple]:
+def _jobs(plan: Plan, todo: Iterator[Item], size: int, chunk: int) -> Iterator[tuple]:
     """Worker tasks: keys only. Each worker reads the bytes itself, so the main process ships
     a few names per image instead of the images (it would otherwise be the bottleneck)."""
-    for items in _chunks(todo, chunk):
+    while items := list(itertools.islice(todo, chunk)):
         yield plan.source, [item.key for item in items], [item.spec for item in items], size, plan.expected_wh
 
 
@@ -458,51 +488,49 @@ def _process(job) -> tuple[np.ndarray, list[int], list[str | None], int]:
     return crops, counts, reasons, reduced
 
 
-def _decode_into(folder: Path, plan: Plan, todo: list[Item], results: Iterator, image_size: int
-                 ) -> tuple[dict[str, int], list[tuple[str, int, str]], list[tuple[str, str]], int]:
+def _decode_into(folder: Path, plan: Plan, todo: Iterator[Item], counts: dict[str, int], results: Iterator,
+                 image_size: int) -> tuple[dict[str, int], list[tuple[str, str]], int]:
     """Stream decoded chunks into one memory-mapped array per split, sized for the worst case
-    (nothing skipped) and cut to the kept rows at the end. Returns rows per split, the index,
-    the images skipped while decoding, and how many were decoded at reduced size."""
-    capacity = {split: 0 for split in plan.splits}
-    for item in todo:
-        capacity[item.split] += plan.crops_per_image
+    (nothing skipped) and cut to the kept rows at the end, and the index rows into index.csv.
+    Returns rows per split, the images skipped while decoding, and how many were decoded at
+    reduced size. `todo` yields the items the results are for, in the same order."""
     arrays = {split: np.lib.format.open_memmap(folder / f"{split}.npy", mode="w+", dtype=np.uint8,
-                                               shape=(n, image_size, image_size, 3))
-              for split, n in capacity.items()}
-    rows = {split: 0 for split in plan.splits}
-    index: list[tuple[str, int, str]] = []
+                                               shape=(n * plan.crops_per_image, image_size, image_size, 3))
+              for split, n in counts.items()}
+    rows = dict.fromkeys(plan.splits, 0)
     skipped: list[tuple[str, str]] = []
     reduced_total = 0
-    items = iter(todo)
-    bar = progress(total=len(todo), unit="img", desc="preprocess")
-    for crops, counts, reasons, reduced in results:
-        reduced_total += reduced
-        runs: list[list] = []            # [split, first crop, first row, count]: one slice copy each
-        crop = 0
-        for count, reason in zip(counts, reasons):
-            item = next(items)
-            if reason is not None:
-                skipped.append((item.name, reason))
-                continue
-            for k in range(count):
-                label = f"#{plan.crop_labels[k]}" if plan.crop_labels else ""
-                index.append((item.split, rows[item.split], item.name + label))
-                if runs and runs[-1][0] == item.split:
-                    runs[-1][3] += 1
-                else:
-                    runs.append([item.split, crop, rows[item.split], 1])
-                rows[item.split] += 1
-                crop += 1
-        for split, first, row, n in runs:
-            arrays[split][row:row + n] = crops[first:first + n]
-        bar.update(len(reasons))
+    bar = progress(total=sum(counts.values()), unit="img", desc="preprocess")
+    with open(folder / "index.csv", "w", newline="") as f:
+        index = csv.writer(f)
+        index.writerow(["split", "row", "image"])
+        for crops, n_crops, reasons, reduced in results:
+            reduced_total += reduced
+            runs: list[list] = []            # [split, first crop, first row, count]: one slice copy each
+            crop = 0
+            for item, count, reason in zip(itertools.islice(todo, len(reasons)), n_crops, reasons):
+                if reason is not None:
+                    skipped.append((item.name, reason))
+                    continue
+                for k in range(count):
+                    label = f"#{plan.crop_labels[k]}" if plan.crop_labels else ""
+                    index.writerow((item.split, rows[item.split], item.name + label))
+                    if runs and runs[-1][0] == item.split:
+                        runs[-1][3] += 1
+                    else:
+                        runs.append([item.split, crop, rows[item.split], 1])
+                    rows[item.split] += 1
+                    crop += 1
+            for split, first, row, n in runs:
+                arrays[split][row:row + n] = crops[first:first + n]
+            bar.update(len(reasons))
     bar.close()
     for array in arrays.values():
         array.flush()
     del arrays
     for split, n in rows.items():
         _shrink_npy(folder / f"{split}.npy", n)
-    return rows, index, skipped, reduced_total
+    return rows, skipped, reduced_total
 
 
 def run_plan(plan: Plan, out_dir: Path, image_size: int, workers: int = 0, chunk: int = CHUNK,
@@ -513,19 +541,33 @@ def run_plan(plan: Plan, out_dir: Path, image_size: int, workers: int = 0, chunk
     if image_size <= 0 or workers < 0 or chunk < 1 or (limit is not None and limit < 1):
         raise PreprocessError(f"need image_size > 0, workers >= 0, chunk >= 1 and limit >= 1 or None; "
                               f"got {image_size}, {workers}, {chunk}, {limit}")
-    todo, left_out = _limit(plan.items, limit)
-    workers, chunk = _pool_shape(len(todo), workers or len(os.sched_getaffinity(0)), chunk)
+    total = sum(plan.counts.values())
+    jobs_items, counts = _limit(plan, limit)
+    n = sum(counts.values())
+    left_out = total - n
+    workers, chunk = _pool_shape(n, workers or len(os.sched_getaffinity(0)), chunk)
     log.info("preprocess (%s): %d images to decode%s, %d skipped before decoding; %d worker(s)",
-             plan.layout, len(todo), f" (data.limit={limit} per split left out {left_out})" if left_out else "",
+             plan.layout, n, f" (data.limit={limit} per split left out {left_out})" if left_out else "",
              len(plan.skipped), workers)
     with contextlib.ExitStack() as stack, atomic_path(out_dir) as tmp:
         stack.callback(_close_readers)
         tmp.mkdir()
-        results = _ordered_map(_process, _jobs(plan, todo, image_size, chunk), workers)
-        rows, index, failed, reduced = _decode_into(tmp, plan, todo, results, image_size)
-        _write_index(tmp / "index.csv", index)
-        order = {name: i for i, name in enumerate(plan.order or [item.name for item in plan.items])}
-        skipped = sorted(plan.skipped + failed, key=lambda s: order.get(s[0], -1))
+        # One pass over the items: each goes into a job and waits in `sent` until its result is
+        # back (at most ~2 tasks per worker), so millions of records are never all in memory.
+        sent: deque[Item] = deque()
+
+        def remembered() -> Iterator[Item]:
+            for item in jobs_items:
+                sent.append(item)
+                yield item
+
+        results = _ordered_map(_process, _jobs(plan, remembered(), image_size, chunk), workers)
+        rows, failed, reduced = _decode_into(tmp, plan, iter(sent.popleft, None), counts, results, image_size)
+        if plan.order:       # report every skip in the listed order (CelebA's partition file)
+            order = {name: i for i, name in enumerate(plan.order)}
+            skipped = sorted(plan.skipped + failed, key=lambda s: order.get(s[0], -1))
+        else:
+            skipped = plan.skipped + failed
         seconds = time.perf_counter() - start
         stats = {**(describe or {}),
                  "layout": plan.layout,
@@ -539,7 +581,7 @@ def run_plan(plan: Plan, out_dir: Path, image_size: int, workers: int = 0, chunk
                  "decoded_reduced": reduced,
                  "workers": workers,
                  "seconds": round(seconds, 3),
-                 "images_per_s": round(len(todo) / seconds, 1) if seconds > 0 else None}
+                 "images_per_s": round(n / seconds, 1) if seconds > 0 else None}
         write_json(tmp / "stats.json", stats)
 
     log.info("preprocess: kept %d (%s), skipped %d, %.1f s, %s images/s", stats["total"],
