@@ -510,3 +510,36 @@ def test_crop_wild_without_the_photos_says_how_to_get_them(celeba_drive, tmp_pat
         (raw / name).write_bytes(celeba_drive[name].read_bytes())
     with pytest.raises(pp.PreprocessError, match="img_celeba.zip: missing; crop=wild needs the in-the-wild photos"):
         pp.preprocess("celeba", raw, tmp_path / "out", 32, crop="wild")
+
+
+def test_lsun_download_of_a_zip_with_an_escaping_member_is_refused_and_writes_nothing(server, tmp_path, monkeypatch):
+    import io
+
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("bedroom_train_lmdb/data.mdb", b"x" * 100)
+        zf.writestr("../../../outside.txt", b"gotcha")
+    serve_files(server, {f"/{f.name}": evil.getvalue() for f in sources.LSUN_FILES})
+    monkeypatch.setattr(sources, "LSUN_FILES", tuple(replace(f, url=server.url(f"/{f.name}"))
+                                                    for f in sources.LSUN_FILES))
+    out = tmp_path / "work" / "raw" / "lsun_bedroom"
+    with pytest.raises(dl.UnsafeArchiveError, match="outside.txt"):
+        download(data("lsun_bedroom", None), 0, out, tmp_path / "work" / "downloads")
+    assert not out.exists()
+    assert not list(tmp_path.rglob("outside.txt"))
+
+
+def test_celeba_download_with_a_checksum_mismatch_deletes_it_and_writes_nothing(celeba_drive, server, tmp_path,
+                                                                                 monkeypatch):
+    from loopback import FileRoute
+
+    monkeypatch.setattr(dl, "GDRIVE_BASE", server.base)
+    by_id = {f.gdrive_id: FileRoute(data=celeba_drive[f.name].read_bytes()) for f in sources.CELEBA_FILES}
+    server.routes["/download"] = lambda h: by_id[h.query["id"]](h)
+    out, cache = tmp_path / "raw" / "celeba", tmp_path / "downloads"
+    # The published MD5s belong to the real files, not to the fixture served here.
+    with pytest.raises(dl.DownloadError, match=r"img_align_celeba\.zip .*md5 mismatch, expected "
+                                               r"00d2c5bc6d35e252742224ab0c1e8fcb"):
+        download(data("celeba", None), 0, out, cache)
+    assert not out.exists()
+    assert list((cache / "celeba").iterdir()) == []

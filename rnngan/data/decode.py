@@ -14,7 +14,6 @@ leaves at least one decoded pixel per output pixel, so nothing is upsampled.
 from __future__ import annotations
 
 import io
-import math
 
 import cv2
 import numpy as np

@@ -31,17 +31,18 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from rnngan.data import celeba_format as cf
-from rnngan.data import decode
+from rnngan.data import decode, zipread
 from rnngan.data.decode import HALVES, REASON_MISSING, REASON_NO_LANDMARKS, Spec
+from rnngan.data.zipread import Member
 from rnngan.io import atomic_path, log, progress, write_json
 
 CHUNK = 256                      # images per task sent to a worker: large enough to amortise pickling
+IN_FLIGHT = 2                    # tasks per worker submitted ahead: enough to keep every worker busy
 
 # The crop that is conventional for 64 x 64 CelebA FID numbers: the central 108 x 108 of the
 # 178 x 218 aligned image (columns 35-142, rows 55-162), as carpedm20/DCGAN-tensorflow's
@@ -117,71 +118,21 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
+def _zip_members(path: Path) -> list[Member]:
     try:
-        return zipfile.ZipFile(path)
+        return zipread.members(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise PreprocessError(f"{path}: not a readable zip archive ({exc})") from exc
 
 
 @dataclass(frozen=True)
 class ZipSource:
-    """Members of one zip archive, keyed by `ZipMember`."""
+    """Members of one zip archive, keyed by `zipread.Member`."""
     path: Path
 
     def open(self) -> tuple[Callable[[object], bytes], Callable[[], None]]:
-        reader = _ZipMembers(self.path)
+        reader = zipread.MemberReader(self.path)
         return reader.read, reader.close
-
-
-class ZipMember(NamedTuple):
-    """Where a member's bytes are: what a worker needs to read it without parsing the archive's
-    central directory (200,000 entries for CelebA) again in every process."""
-    name: str
-    offset: int          # of the local file header
-    size: int            # compressed
-    method: int
-    crc: int
-    flags: int
-
-    @classmethod
-    def of(cls, info: zipfile.ZipInfo) -> ZipMember:
-        return cls(info.filename, info.header_offset, info.compress_size, info.compress_type, info.CRC,
-                   info.flag_bits)
-
-
-class _ZipMembers:
-    """Reads zip members with two `pread`s each: the local header, then the data, inflated if
-    deflated and checked against its CRC-32. zipfile.ZipFile.read does the same with ~30 us of
-    Python around it per member, a tenth of a JPEG's decoding time; anything unusual
-    (encrypted, other compression methods) goes through zipfile itself."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.fd = os.open(path, os.O_RDONLY)
-        self.zf: zipfile.ZipFile | None = None
-
-    def read(self, member: ZipMember) -> bytes:
-        if member.flags & 0x1 or member.method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            self.zf = self.zf or _open_zip(self.path)
-            return self.zf.read(member.name)
-        header = os.pread(self.fd, 30, member.offset)
-        if len(header) < 30 or header[:4] != b"PK\x03\x04":
-            raise zipfile.BadZipFile(f"bad local file header for {member.name}")
-        skip = 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
-        data = os.pread(self.fd, member.size, member.offset + skip)
-        if len(data) < member.size:
-            raise zipfile.BadZipFile(f"{member.name}: the archive ends inside this member")
-        if member.method == zipfile.ZIP_DEFLATED:
-            data = zlib.decompress(data, -15)
-        if zlib.crc32(data) != member.crc:
-            raise zipfile.BadZipFile(f"Bad CRC-32 for file {member.name!r}")
-        return data
-
-    def close(self) -> None:
-        os.close(self.fd)
-        if self.zf is not None:
-            self.zf.close()
 
 
 @dataclass(frozen=True)
@@ -244,8 +195,7 @@ def celeba_plan(raw_dir: Path, crop: str) -> Plan:
             landmarks = dict(zip(names, marks))
     except cf.FormatError as exc:   # already names the file
         raise PreprocessError(str(exc)) from exc
-    with _open_zip(zip_path) as zf:
-        members = {info.filename: info for info in zf.infolist()}
+    members = {m.name: m for m in _zip_members(zip_path)}
     items, skipped = [], []
     for name, code in partition.items():
         member = f"{image_dir}/{name}"
@@ -255,7 +205,7 @@ def celeba_plan(raw_dir: Path, crop: str) -> Plan:
             skipped.append((name, REASON_NO_LANDMARKS))
         else:
             spec = ("landmarks", landmarks[name]) if landmarks else ("box", CELEBA_CENTER_BOX)
-            items.append(Item(name, cf.SPLITS[code], ZipMember.of(members[member]), spec))
+            items.append(Item(name, cf.SPLITS[code], members[member], spec))
     listed = {f"{image_dir}/{name}" for name in partition}
     unlisted = sum(1 for m in members if m.startswith(image_dir + "/") and m.endswith(".jpg") and m not in listed)
     return Plan("celeba_in_the_wild" if wild else "celeba_aligned", tuple(cf.SPLITS.values()), items,
@@ -272,10 +222,9 @@ def lsun_plan(raw_dir: Path, crop: str) -> Plan:
         return _lmdb_plan(dbs)
     if (raw_dir / LSUN_IMAGE_ZIP).is_file():
         zip_path = raw_dir / LSUN_IMAGE_ZIP
-        with _open_zip(zip_path) as zf:
-            infos = sorted((i for i in zf.infolist() if not i.is_dir() and i.filename.lower().endswith(IMAGE_SUFFIXES)),
-                           key=lambda i: i.filename)
-        items = [Item(i.filename, "train", ZipMember.of(i), CENTER) for i in infos]
+        images = sorted((m for m in _zip_members(zip_path) if not m.is_dir and m.name.lower().endswith(IMAGE_SUFFIXES)),
+                        key=lambda m: m.name)
+        items = [Item(m.name, "train", m, CENTER) for m in images]
         return Plan("image_zip", ("train",), items, ZipSource(zip_path))
     raise PreprocessError(f"{raw_dir}: no {' or '.join(LSUN_SPLITS.values())} LMDB folder and no "
                           f"{LSUN_IMAGE_ZIP}; rerun the download stage")
@@ -319,15 +268,14 @@ def _lmdb_plan(dbs: dict[str, Path]) -> Plan:
 def cityscapes_plan(raw_dir: Path, crop: str) -> Plan:
     """Cityscapes' leftImg8bit_trainvaltest.zip: leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png."""
     zip_path = _require(raw_dir / CITYSCAPES_ZIP, "Cityscapes needs leftImg8bit")
-    with _open_zip(zip_path) as zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
+    infos = [m for m in _zip_members(zip_path) if not m.is_dir]
     items, other = [], 0
-    for info in sorted(infos, key=lambda i: i.filename):
-        match = CITYSCAPES_MEMBER.match(info.filename)
+    for info in sorted(infos, key=lambda m: m.name):
+        match = CITYSCAPES_MEMBER.match(info.name)
         if match:
             split, _, name = match.groups()
-            items.append(Item(name, split, ZipMember.of(info), (crop, None)))
-        elif info.filename.lower().endswith(IMAGE_SUFFIXES):
+            items.append(Item(name, split, info, (crop, None)))
+        elif info.name.lower().endswith(IMAGE_SUFFIXES):
             other += 1
     if not items:
         raise PreprocessError(f"{zip_path}: no leftImg8bit/<split>/<city>/*_leftImg8bit.png members; "
@@ -348,7 +296,7 @@ PLANS: dict[str, Callable[[Path, str], Plan]] = {
 # Parallel, ordered, bounded map
 
 def _ordered_map(fn: Callable, jobs: Iterable, workers: int) -> Iterator:
-    """fn over jobs, results in input order, with at most 2 tasks per worker in flight.
+    """fn over jobs, results in input order, with at most IN_FLIGHT tasks per worker in flight.
 
     Pool.imap would pull the whole job iterator (all the JPEG bytes) into its queue at once;
     submitting as results come back keeps memory bounded. ProcessPoolExecutor rather than
@@ -378,7 +326,7 @@ def _ordered_map(fn: Callable, jobs: Iterable, workers: int) -> Iterator:
         pending: deque = deque()
         for job in jobs:
             pending.append(pool.submit(fn, job))
-            if len(pending) >= 2 * workers:
+            if len(pending) >= IN_FLIGHT * workers:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
