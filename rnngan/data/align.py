@@ -63,27 +63,33 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     similarity is multiplication by a complex number c = s e^(i theta) plus a shift, and the
     least-squares c for centred points is sum(conj(src) * dst) / sum(|src|^2). No SVD is needed
     and no reflection can come out (a mirrored point set gets the best proper rotation), which
-    is what an aligner wants. It matches the SVD form to 1e-14 at half its cost (27 vs 55 us).
+    is what an aligner wants. It matches the SVD form to 1e-14. Computed on Python floats: for
+    5 points that is 5x faster than numpy's per-call overhead (5 vs 29 us), once per image.
     """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
         raise ValueError(f"src and dst must be matching N x 2 arrays with N >= 2, got {src.shape} and {dst.shape}")
-    mu_src, mu_dst = src.mean(axis=0), dst.mean(axis=0)
-    (sx, sy), (dx, dy) = (src - mu_src).T, (dst - mu_dst).T
-    var_src = float((sx * sx + sy * sy).sum())
+    s_pts, d_pts = src.tolist(), dst.tolist()
+    n = len(s_pts)
+    mx, my = sum(p[0] for p in s_pts) / n, sum(p[1] for p in s_pts) / n
+    mu, mv = sum(p[0] for p in d_pts) / n, sum(p[1] for p in d_pts) / n
+    var_src = a = b = 0.0
+    for (x, y), (u, v) in zip(s_pts, d_pts):
+        sx, sy, dx, dy = x - mx, y - my, u - mu, v - mv
+        var_src += sx * sx + sy * sy
+        a += sx * dx + sy * dy          # s cos(theta), times var_src
+        b += sx * dy - sy * dx          # s sin(theta), times var_src
     if var_src <= 1e-12:
         raise ValueError("src points coincide: no similarity is defined")
-    a = float((sx * dx + sy * dy).sum()) / var_src      # s cos(theta)
-    b = float((sx * dy - sy * dx).sum()) / var_src      # s sin(theta)
-    linear = np.array([[a, -b], [b, a]])
-    return np.hstack([linear, (mu_dst - linear @ mu_src)[:, None]])
+    a, b = a / var_src, b / var_src
+    return np.array([[a, -b, mu - (a * mx - b * my)], [b, a, mv - (b * mx + a * my)]])
 
 
 def transform_scale(matrix: np.ndarray) -> float:
     """The uniform scale of a 2 x 3 similarity (output pixels per input pixel)."""
-    m = np.asarray(matrix, dtype=np.float64)
-    return float(math.sqrt(abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0])))
+    (m00, m01, _), (m10, m11, _) = np.asarray(matrix, dtype=np.float64).tolist()
+    return math.sqrt(abs(m00 * m11 - m01 * m10))
 
 
 def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -106,9 +112,8 @@ def warp_to_size(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray
     """Warp `image` by the 2 x 3 `matrix` (image -> size x size output pixels) without aliasing."""
     k = canvas_factor(matrix)
     # Output pixel o covers canvas pixels k*o .. k*o + k-1, whose centre is k*o + (k-1)/2.
-    upscale = np.array([[k, 0.0, (k - 1) / 2.0], [0.0, k, (k - 1) / 2.0]])
-    canvas_matrix = upscale[:, :2] @ matrix
-    canvas_matrix[:, 2] += upscale[:, 2]
+    canvas_matrix = k * np.asarray(matrix, dtype=np.float64)
+    canvas_matrix[:, 2] += (k - 1) / 2.0
     side = k * size
     if image.ndim == 3 and image.shape[2] == 3:
         # OpenCV's bilinear warp has a vectorised path for 4 channels and not for 3: with an
