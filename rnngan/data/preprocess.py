@@ -411,17 +411,33 @@ def _close_readers() -> None:
     _close_lmdb()
 
 
-def _jobs(plan: Plan, todo: Iterator[Item], size: int, chunk: int) -> Iterator[tuple]:
-    """Worker tasks: keys only. Each worker reads the bytes itself, so the main process ships
-    a few names per image instead of the images (it would otherwise be the bottleneck)."""
-    while items := list(itertools.islice(todo, chunk)):
-        yield plan.source, [item.key for item in items], [item.spec for item in items], size, plan.expected_wh
+def _jobs(plan: Plan, todo: Iterator[tuple[Item, int]], outputs: dict[str, Path], size: int,
+          chunk: int) -> Iterator[tuple]:
+    """Worker tasks: keys and output rows only. Each worker reads the bytes and writes the
+    crops into the output arrays itself, so the main process ships a few names per image and
+    receives a few flags (moving images through it would make it the bottleneck)."""
+    while batch := list(itertools.islice(todo, chunk)):
+        yield (plan.source, [item.key for item, _ in batch], [item.spec for item, _ in batch],
+               [(item.split, slot) for item, slot in batch], outputs, size, plan.expected_wh)
 
 
-def _process(job) -> tuple[np.ndarray, list[int], list[str | None], int]:
-    """Read and decode one task's images. A member the archive cannot give back (bad CRC,
-    corrupt deflate data) is skipped with that reason, like an undecodable image."""
-    source, keys, specs, size, expected_wh = job
+_OUTPUTS: dict[Path, np.ndarray] = {}
+
+
+def _output(path: Path) -> np.ndarray:
+    """An output array, memory-mapped once per process (shared with the main process's map)."""
+    if path not in _OUTPUTS:
+        _OUTPUTS[path] = np.load(path, mmap_mode="r+")
+    return _OUTPUTS[path]
+
+
+def _process(job) -> tuple[list[int], list[str | None], int]:
+    """Read, decode and crop one task's images into their output rows (each image's slot: its
+    place if nothing before it were skipped; the main process closes the gaps). Returns the
+    crops per image, a reason per image (None = kept) and how many were decoded reduced.
+    A member the archive cannot give back (bad CRC, corrupt deflate data) is skipped with
+    that reason, like an undecodable image."""
+    source, keys, specs, slots, outputs, size, expected_wh = job
     read = _reader(source)
     blobs: list[bytes] = []
     failures: dict[int, str] = {}
@@ -433,48 +449,47 @@ def _process(job) -> tuple[np.ndarray, list[int], list[str | None], int]:
             failures[i] = f"corrupt in the archive ({exc})"
     crops, counts, reasons, reduced = decode.process_chunk((blobs, specs, size, expected_wh))
     reasons = [failures.get(i, reason) for i, reason in enumerate(reasons)]
-    return crops, counts, reasons, reduced
+    first = 0
+    for (split, slot), count in zip(slots, counts):
+        if count:
+            _output(outputs[split])[slot:slot + count] = crops[first:first + count]
+            first += count
+    return counts, reasons, reduced
 
 
-def _decode_into(folder: Path, plan: Plan, todo: Iterator[Item], counts: dict[str, int], results: Iterator,
-                 image_size: int) -> tuple[dict[str, int], list[tuple[str, str]], int]:
-    """Stream decoded chunks into one memory-mapped array per split, sized for the worst case
-    (nothing skipped) and cut to the kept rows at the end, and the index rows into index.csv.
-    Returns rows per split, the images skipped while decoding, and how many were decoded at
-    reduced size. `todo` yields the items the results are for, in the same order."""
-    arrays = {split: np.lib.format.open_memmap(folder / f"{split}.npy", mode="w+", dtype=np.uint8,
-                                               shape=(n * plan.crops_per_image, image_size, image_size, 3))
-              for split, n in counts.items()}
+def _decode_into(folder: Path, plan: Plan, todo: Iterator[tuple[Item, int]], outputs: dict[str, Path],
+                 results: Iterator) -> tuple[dict[str, int], list[tuple[str, str]], int]:
+    """Collect the workers' results in order: write the index rows into index.csv, close the
+    gaps that skipped images leave in the arrays (a copy only after the first skip of a split),
+    and cut each array to its kept rows. Returns rows per split, the images skipped while
+    decoding, and how many were decoded at reduced size. `todo` yields (item, slot) for the
+    results, in the same order."""
+    arrays = {split: _output(path) for split, path in outputs.items()}
     rows = dict.fromkeys(plan.splits, 0)
     skipped: list[tuple[str, str]] = []
     reduced_total = 0
-    bar = progress(total=sum(counts.values()), unit="img", desc="preprocess")
+    bar = progress(total=sum(len(a) for a in arrays.values()) // plan.crops_per_image, unit="img", desc="preprocess")
     with open(folder / "index.csv", "w", newline="") as f:
         index = csv.writer(f)
         index.writerow(["split", "row", "image"])
-        for crops, n_crops, reasons, reduced in results:
+        for n_crops, reasons, reduced in results:
             reduced_total += reduced
-            runs: list[list] = []            # [split, first crop, first row, count]: one slice copy each
-            crop = 0
-            for item, count, reason in zip(itertools.islice(todo, len(reasons)), n_crops, reasons):
+            for (item, slot), count, reason in zip(itertools.islice(todo, len(reasons)), n_crops, reasons):
                 if reason is not None:
                     skipped.append((item.name, reason))
                     continue
+                row = rows[item.split]
+                if row != slot:              # an earlier image of this split was skipped
+                    arrays[item.split][row:row + count] = arrays[item.split][slot:slot + count]
                 for k in range(count):
                     label = f"#{plan.crop_labels[k]}" if plan.crop_labels else ""
-                    index.writerow((item.split, rows[item.split], item.name + label))
-                    if runs and runs[-1][0] == item.split:
-                        runs[-1][3] += 1
-                    else:
-                        runs.append([item.split, crop, rows[item.split], 1])
-                    rows[item.split] += 1
-                    crop += 1
-            for split, first, row, n in runs:
-                arrays[split][row:row + n] = crops[first:first + n]
+                    index.writerow((item.split, row + k, item.name + label))
+                rows[item.split] = row + count
             bar.update(len(reasons))
     bar.close()
     for array in arrays.values():
         array.flush()
+    _OUTPUTS.clear()
     del arrays
     for split, n in rows.items():
         _shrink_npy(folder / f"{split}.npy", n)
@@ -499,18 +514,27 @@ def run_plan(plan: Plan, out_dir: Path, image_size: int, workers: int = 0, chunk
              len(plan.skipped), workers)
     with contextlib.ExitStack() as stack, atomic_path(out_dir) as tmp:
         stack.callback(_close_readers)
+        stack.callback(_OUTPUTS.clear)
         tmp.mkdir()
+        # The arrays are sized for the worst case (nothing skipped) and cut to the kept rows at
+        # the end; item k of a split gets rows from k * crops_per_image (its slot).
+        outputs = {split: tmp / f"{split}.npy" for split in plan.splits}
+        for split, path in outputs.items():
+            np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
+                                      shape=(counts[split] * plan.crops_per_image, image_size, image_size, 3)).flush()
         # One pass over the items: each goes into a job and waits in `sent` until its result is
         # back (at most ~2 tasks per worker), so millions of records are never all in memory.
-        sent: deque[Item] = deque()
+        sent: deque[tuple[Item, int]] = deque()
 
-        def remembered() -> Iterator[Item]:
+        def slotted() -> Iterator[tuple[Item, int]]:
+            next_slot = dict.fromkeys(plan.splits, 0)
             for item in jobs_items:
-                sent.append(item)
-                yield item
+                sent.append((item, next_slot[item.split]))
+                yield sent[-1]
+                next_slot[item.split] += plan.crops_per_image
 
-        results = _ordered_map(_process, _jobs(plan, remembered(), image_size, chunk), workers)
-        rows, failed, reduced = _decode_into(tmp, plan, iter(sent.popleft, None), counts, results, image_size)
+        results = _ordered_map(_process, _jobs(plan, slotted(), outputs, image_size, chunk), workers)
+        rows, failed, reduced = _decode_into(tmp, plan, iter(sent.popleft, None), outputs, results)
         if plan.order:       # report every skip in the listed order (CelebA's partition file)
             order = {name: i for i, name in enumerate(plan.order)}
             skipped = sorted(plan.skipped + failed, key=lambda s: order.get(s[0], -1))
