@@ -17,8 +17,11 @@ import yaml
 
 CELLS = ("rnn", "lstm", "gru", "sru")            # keys of rnngan.models.cells.CELLS
 DATASETS = ("synthfaces", "celeba", "lsun_bedroom", "cityscapes")   # keys of rnngan.data.sources.SOURCES
-CELEBA_LAYOUT = ("synthfaces", "celeba")          # datasets in CelebA's aligned layout (with landmarks)
-CROPS = ("auto", "center", "landmarks", "wild", "halves")   # see rnngan.data.preprocess.CROPS
+# The preprocessing protocols each dataset can take (README, "Datasets"); the first is what
+# data.crop=auto means. rnngan.data.preprocess implements them.
+DATASET_CROPS = {"synthfaces": ("landmarks", "center"), "celeba": ("center", "landmarks", "wild"),
+                 "lsun_bedroom": ("center",), "cityscapes": ("halves", "center")}
+CROPS = ("auto", "center", "landmarks", "wild", "halves")
 FEATURES = ("randinit", "pixels")                 # keys of rnngan.metrics.features.EXTRACTORS
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -202,6 +205,11 @@ def _build(cls: type, raw: Any, prefix: str):
     return cls(**values)
 
 
+def crop_error(dataset: str, crop: str) -> str:
+    return (f"data.crop={crop} does not apply to {dataset}; {dataset} allows: auto, "
+            f"{', '.join(sorted(DATASET_CROPS[dataset]))}")
+
+
 def parse_params(raw: Any) -> Params:
     """Build and validate Params from a parsed params.yaml mapping."""
     params = _build(Params, raw, "")
@@ -214,17 +222,8 @@ def parse_params(raw: Any) -> Params:
             f"data.source={params.data.source!r}: synthfaces is drawn, not read; "
             "set data.source to null")
     data = params.data
-    if data.crop == "landmarks" and data.dataset not in CELEBA_LAYOUT:
-        raise ParamsError(f"data.crop=landmarks needs landmarks, which only {' and '.join(CELEBA_LAYOUT)} "
-                          f"ship; {data.dataset} allows: auto, center" + (", halves" if data.dataset == "cityscapes" else ""))
-    if data.crop == "wild" and data.dataset != "celeba":
-        raise ParamsError(f"data.crop=wild aligns CelebA's in-the-wild photos; {data.dataset} allows: auto, center"
-                          + (", landmarks" if data.dataset in CELEBA_LAYOUT else "")
-                          + (", halves" if data.dataset == "cityscapes" else ""))
-    if data.crop == "halves" and data.dataset != "cityscapes":
-        raise ParamsError(f"data.crop=halves is Cityscapes' two-squares policy; {data.dataset} allows: "
-                          "auto, center" + (", landmarks" if data.dataset in CELEBA_LAYOUT else "")
-                          + (", wild" if data.dataset == "celeba" else ""))
+    if data.crop != "auto" and data.crop not in DATASET_CROPS[data.dataset]:
+        raise ParamsError(crop_error(data.dataset, data.crop))
     if params.metrics.kid_subset_size > min(params.metrics.real_count, params.sample.count):
         raise ParamsError(
             f"metrics.kid_subset_size={params.metrics.kid_subset_size} must not exceed "

@@ -211,25 +211,6 @@ def resample_box(image: np.ndarray, box: tuple[float, float, float], size: int) 
     return warp_to_size(image, box_matrix(box, size), size)
 
 
-def process_chunk(job: tuple[list[bytes], list[Spec], int, tuple[int, int] | None]
-                  ) -> tuple[np.ndarray, list[int], list[str | None], int]:
-    """A worker task: the crops of every kept image (in order), crops per input (0 when
-    skipped), a reason per input (None = kept), and how many were decoded reduced."""
-    blobs, specs, size, expected_wh = job
-    crops: list[np.ndarray] = []
-    counts: list[int] = []
-    reasons: list[str | None] = []
-    reduced = 0
-    for data, spec in zip(blobs, specs):
-        out, reason, was_reduced = crop_image(data, spec, size, expected_wh)
-        crops.extend(out)
-        counts.append(len(out))
-        reasons.append(reason)
-        reduced += was_reduced
-    stacked = np.stack(crops) if crops else np.empty((0, size, size, 3), dtype=np.uint8)
-    return stacked, counts, reasons, reduced
-
-
 def init_worker() -> None:
     # One OpenCV thread per process: the pool already uses every core.
     cv2.setNumThreads(1)

@@ -7,7 +7,7 @@ streams the results into memory-mapped `.npy` files, so memory stays bounded wha
 set size. Images that cannot be used are skipped and listed in `stats.json` with the reason; a
 missing or unreadable input file is a `PreprocessError`, raised before anything is written.
 
-Protocols (`data.crop`; `auto` picks the first one listed per dataset):
+Protocols (`data.crop`, per dataset in rnngan.config.DATASET_CROPS; `auto` is the first):
     synthfaces  landmarks | center
     celeba      center | landmarks | wild (the in-the-wild photos, aligned by their landmarks)
     lsun_bedroom  center
@@ -35,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rnngan.config import DATASET_CROPS, crop_error
 from rnngan.data import celeba_format as cf
 from rnngan.data import decode, zipread
 from rnngan.data.decode import HALVES, REASON_MISSING, REASON_NO_LANDMARKS, Spec
@@ -49,9 +50,6 @@ IN_FLIGHT = 2                    # tasks per worker submitted ahead: enough to k
 # `center_crop` (--input_height 108 --crop) takes it; TTUR's DCGAN CelebA setup builds on it.
 CELEBA_CENTER_BOX = (35, 55, 108)
 
-AUTO_CROP = {"synthfaces": "landmarks", "celeba": "center", "lsun_bedroom": "center", "cityscapes": "halves"}
-CROPS = {"synthfaces": ("landmarks", "center"), "celeba": ("center", "landmarks", "wild"),
-         "lsun_bedroom": ("center",), "cityscapes": ("halves", "center")}
 
 LSUN_CATEGORY = "bedroom"
 LSUN_SPLITS = {"train": f"{LSUN_CATEGORY}_train_lmdb", "val": f"{LSUN_CATEGORY}_val_lmdb"}
@@ -68,12 +66,11 @@ class PreprocessError(ValueError):
 
 def resolve_crop(dataset: str, crop: str) -> str:
     """The protocol `data.crop` means for this dataset ('auto' -> the dataset's default)."""
-    if dataset not in CROPS:
-        raise PreprocessError(f"no preprocessing is defined for dataset {dataset!r}; known: {', '.join(CROPS)}")
-    crop = AUTO_CROP[dataset] if crop == "auto" else crop
-    if crop not in CROPS[dataset]:
-        raise PreprocessError(f"data.crop={crop!r} does not apply to {dataset}; allowed: auto, "
-                              f"{', '.join(CROPS[dataset])}")
+    if dataset not in DATASET_CROPS:
+        raise PreprocessError(f"no preprocessing is defined for dataset {dataset!r}; known: {', '.join(DATASET_CROPS)}")
+    crop = DATASET_CROPS[dataset][0] if crop == "auto" else crop
+    if crop not in DATASET_CROPS[dataset]:
+        raise PreprocessError(crop_error(dataset, crop))
     return crop
 
 
@@ -439,21 +436,23 @@ def _process(job) -> tuple[list[int], list[str | None], int]:
     that reason, like an undecodable image."""
     source, keys, specs, slots, outputs, size, expected_wh = job
     read = _reader(source)
-    blobs: list[bytes] = []
-    failures: dict[int, str] = {}
-    for i, key in enumerate(keys):
+    counts: list[int] = []
+    reasons: list[str | None] = []
+    reduced = 0
+    for key, spec, (split, slot) in zip(keys, specs, slots):
         try:
-            blobs.append(read(key))
+            data = read(key)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            blobs.append(b"")
-            failures[i] = f"corrupt in the archive ({exc})"
-    crops, counts, reasons, reduced = decode.process_chunk((blobs, specs, size, expected_wh))
-    reasons = [failures.get(i, reason) for i, reason in enumerate(reasons)]
-    first = 0
-    for (split, slot), count in zip(slots, counts):
-        if count:
-            _output(outputs[split])[slot:slot + count] = crops[first:first + count]
-            first += count
+            crops, reason, was_reduced = [], f"corrupt in the archive ({exc})", False
+        else:
+            crops, reason, was_reduced = decode.crop_image(data, spec, size, expected_wh)
+        if crops:
+            out = _output(outputs[split])
+            for k, crop in enumerate(crops):
+                out[slot + k] = crop
+        counts.append(len(crops))
+        reasons.append(reason)
+        reduced += was_reduced
     return counts, reasons, reduced
 
 

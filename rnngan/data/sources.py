@@ -19,9 +19,10 @@ checked.
 """
 from __future__ import annotations
 
+import functools
 import os
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,8 +89,27 @@ def _find(root: Path, name: str) -> Path | None:
     """The file or folder called `name` under root (root itself included), shallowest first."""
     if root.name == name:
         return root
-    found = sorted(root.rglob(name), key=lambda p: (len(p.parts), str(p)))
-    return found[0] if found else None
+    return _index(root).get(name)
+
+
+@functools.lru_cache(maxsize=8)
+def _index(root: Path) -> dict[str, Path]:
+    """Every name a source may be looked up by, found in one walk of the folder (a source can
+    be a folder of millions of images; walking it once per name would be slow). The cache is
+    cleared by each `download` call."""
+    wanted = {f.name for f in CELEBA_FILES + LSUN_FILES} | {
+        cf.IMAGE_DIR, cf.WILD_IMAGE_ZIP, cf.WILD_IMAGE_DIR, CELEBA_WILD_LANDMARKS.name,
+        *pp.LSUN_SPLITS.values(), pp.CITYSCAPES_ZIP, "leftImg8bit"}
+    found: dict[str, Path] = {}
+    if not root.is_dir():
+        return found
+    for folder, dirs, files in os.walk(root):
+        for name in wanted.intersection(dirs + files):
+            path = Path(folder) / name
+            best = found.get(name)
+            if best is None or (len(path.parts), str(path)) < (len(best.parts), str(best)):
+                found[name] = path
+    return found
 
 
 def _local_root(source: str) -> Path:
@@ -289,15 +309,11 @@ def cityscapes(data: DataParams, seed: int, out_dir: Path, cache: Path) -> dict:
             else:
                 raise SourceError(f"data.source={str(root)!r}: no {name} and no leftImg8bit/ folder in it")
             with zipfile.ZipFile(tmp / name) as zf:      # fail here, not in preprocess, on a wrong zip
-                if not any(pp.CITYSCAPES_MEMBER.match(n) for n in _names(zf)):
+                if not any(pp.CITYSCAPES_MEMBER.match(n) for n in zf.namelist()):
                     raise SourceError(f"{found or tree}: no leftImg8bit/<split>/<city>/*_leftImg8bit.png "
                                       "images in it; is this Cityscapes' leftImg8bit_trainvaltest.zip?")
         write_json(tmp / MANIFEST, manifest)
     return manifest
-
-
-def _names(zf: zipfile.ZipFile) -> Iterator[str]:
-    return (info.filename for info in zf.infolist())
 
 
 SOURCES: dict[str, Callable[[DataParams, int, Path, Path], dict]] = {
@@ -305,6 +321,7 @@ SOURCES: dict[str, Callable[[DataParams, int, Path, Path], dict]] = {
 
 
 def download(data: DataParams, seed: int, out_dir: Path, cache: Path) -> dict:
+    _index.cache_clear()          # the source may have changed since an earlier call
     if data.dataset not in SOURCES:
         raise SourceError(f"data.dataset={data.dataset!r} has no source; allowed: {', '.join(SOURCES)}")
     return SOURCES[data.dataset](data, seed, Path(out_dir), Path(cache))
