@@ -43,27 +43,52 @@ def synthfaces(out: Path = typer.Argument(..., help="folder to write the CelebA-
 
 
 @app.command()
-def generate(generator: Path = typer.Argument(..., help="a generator.pt written by the train stage"),
+def generate(generator: Path = typer.Argument(..., help="a generator.pt written by the train stage, or a "
+                                                        ".onnx written by the export stage (needs only numpy "
+                                                        "and onnxruntime, no torch)"),
              out: Path = typer.Option(Path("grid.png"), help="a .png grid, or .npy for the raw uint8 array"),
              count: int = typer.Option(64, min=1, help="images to draw"),
-             seed: int = typer.Option(0, help="noise seed"),
-             device: str = typer.Option("auto", help="auto | cpu | cuda")) -> None:
-    """Draw images from a trained generator into a PNG grid or a .npy array."""
-    from rnngan.io import pick_device, save_npy
-    from rnngan.sampling import GeneratorFileError, load_generator, sample_images, save_grid
+             seed: int = typer.Option(0, help="noise seed; a .onnx draws numpy's default_rng(seed) noise and a "
+                                              ".pt torch's, so the two files of one generator draw other images"),
+             device: str = typer.Option("auto", help="auto | cpu | cuda (.onnx: cuda needs onnxruntime-gpu)"),
+             ) -> None:
+    """Draw images from a trained generator into a PNG grid or a .npy array (uint8 N x H x W x 3)."""
+    from rnngan.grids import save_grid
+    from rnngan.io import save_npy
 
     if out.suffix not in (".png", ".npy"):
         _fail(f"--out {out}: must end in .png or .npy")
-    try:
-        G = load_generator(generator, pick_device(device))
-    except GeneratorFileError as exc:
-        _fail(str(exc))
-    images = sample_images(G, count, seed)
+    if generator.suffix.lower() == ".onnx":
+        images = _generate_onnx(generator, count, seed, device)
+    else:
+        images = _generate_torch(generator, count, seed, device)
     if out.suffix == ".npy":
         save_npy(out, images)
     else:
         save_grid(images, out, scale=2)
     typer.echo(f"wrote {count} images to {out}")
+
+
+def _generate_onnx(path: Path, count: int, seed: int, device: str):
+    """numpy + onnxruntime only: importing torch here would defeat the exported file."""
+    from rnngan.export import OnnxGenerator, OnnxGeneratorError, sample_onnx
+
+    try:
+        G = OnnxGenerator.open(path, device)
+    except OnnxGeneratorError as exc:
+        _fail(str(exc))
+    return sample_onnx(G, count, seed)
+
+
+def _generate_torch(path: Path, count: int, seed: int, device: str):
+    from rnngan.io import pick_device
+    from rnngan.sampling import GeneratorFileError, load_generator, sample_images
+
+    try:
+        G = load_generator(path, pick_device(device))
+    except GeneratorFileError as exc:
+        _fail(str(exc))
+    return sample_images(G, count, seed)
 
 
 @app.command()

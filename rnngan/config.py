@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 CELLS = ("rnn", "lstm", "gru", "sru")            # keys of rnngan.models.cells.CELLS
+VARIANTS = CELLS + ("dcgan",)                     # the cells plus the feed-forward DCGAN baseline
 DATASETS = ("synthfaces", "celeba", "lsun_bedroom", "cityscapes")   # keys of rnngan.data.sources.SOURCES
 # The preprocessing protocols each dataset can take (README, "Datasets"); the first is what
 # data.crop=auto means. rnngan.data.preprocess implements them.
@@ -24,6 +25,7 @@ DATASET_CROPS = {"synthfaces": ("landmarks", "center"), "celeba": ("center", "la
 CROPS = ("auto", "center", "landmarks", "wild", "halves")
 FEATURES = ("randinit", "pixels")                 # keys of rnngan.metrics.features.EXTRACTORS
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 class ParamsError(ValueError):
@@ -88,16 +90,17 @@ class AugmentParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    cell: str = _check(one_of(*CELLS), "lstm")
+    cell: str = _check(one_of(*VARIANTS), "lstm")
     variants: list[str] = _check(
-        lambda v: (None if v and all(c in CELLS for c in v) and len(set(v)) == len(v)
-                   else f"must be a non-empty list of distinct cells from: {', '.join(CELLS)}"),
-        list(CELLS))
+        lambda v: (None if v and all(c in VARIANTS for c in v) and len(set(v)) == len(v)
+                   else f"must be a non-empty list of distinct variants from: {', '.join(VARIANTS)}"),
+        list(VARIANTS))
     hidden: int = _check(positive, 128)
     timesteps: int = _check(positive, 4)
     z_dim: int = _check(positive, 64)
     nf: int = _check(positive, 32)
     feedback: bool = True
+    match_params: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,11 @@ class TrainParams:
     real_label: float = _check(lambda v: None if 0.5 < v <= 1 else "must be > 0.5 and <= 1", 0.9)
     log_every: int = _check(positive, 10)
     grid_every: int = _check(positive, 100)
+    checkpoint_every: int = _check(positive, 100)
     device: str = _check(one_of(*DEVICES), "auto")
+    precision: str = _check(one_of(*PRECISIONS), "auto")
+    compile: bool = False
+    gpus: int = _check(positive, 1)
     threads: int = _check(non_negative, 0)
 
 
@@ -224,6 +231,10 @@ def parse_params(raw: Any) -> Params:
     data = params.data
     if data.crop != "auto" and data.crop not in DATASET_CROPS[data.dataset]:
         raise ParamsError(crop_error(data.dataset, data.crop))
+    if params.train.batch_size % params.train.gpus:
+        raise ParamsError(
+            f"train.batch_size={params.train.batch_size} must be a multiple of train.gpus="
+            f"{params.train.gpus}: each process takes an equal share of every batch")
     if params.metrics.kid_subset_size > min(params.metrics.real_count, params.sample.count):
         raise ParamsError(
             f"metrics.kid_subset_size={params.metrics.kid_subset_size} must not exceed "

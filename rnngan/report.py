@@ -164,7 +164,12 @@ def render_markdown(params: Params, cells: dict[str, dict], stats: dict, ref_met
         "",
         "## All variants",
         "",
-        "| cell | G params | D params | train time (s) | images/s | FID | KID ×10⁻³ | W1 grey | JS grey (bits) | KS grey |",
+        ("Parameter counts are matched to the LSTM variant's within 5% (`model.match_params: true`)."
+         if params.model.match_params else
+         "Parameter counts are as configured, not matched (`model.match_params: false`): weigh the "
+         "comparison by the counts below."),
+        "",
+        "| variant | G params | D params | train time (s) | images/s | FID | KID ×10⁻³ | W1 grey | JS grey (bits) | KS grey |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in params.model.variants:

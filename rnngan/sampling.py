@@ -1,15 +1,14 @@
 """Drawing images from a trained generator, and image grids."""
 from __future__ import annotations
 
-import math
 import pickle
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from rnngan.io import atomic_path, log, pick_device, progress, save_npy
+from rnngan.grids import make_grid, save_grid  # noqa: F401 - re-exported for the stages
+from rnngan.io import log, pick_device, progress, save_npy
 
 
 class GeneratorFileError(ValueError):
@@ -22,37 +21,14 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:
-    """uint8 N x H x W x 3 -> one RGB image with the N images on a grid (white gutters)."""
-    n, h, w, _ = images.shape
-    nrow = nrow or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / nrow)
-    grid = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3), 255, np.uint8)
-    for i, img in enumerate(images):
-        r, c = divmod(i, nrow)
-        grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = img
-    return grid
-
-
-def save_grid(images: np.ndarray, path: Path, nrow: int | None = None, scale: int = 1) -> None:
-    grid = make_grid(images, nrow)
-    if scale > 1:  # nearest-neighbour: show the pixels as generated
-        grid = cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    with atomic_path(path) as tmp:
-        ok, data = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise RuntimeError(f"could not encode {path}")
-        tmp.write_bytes(data.tobytes())
-
-
 def load_generator(path: Path, device: torch.device):
-    from rnngan.models.networks import Generator, NetConfig
+    from rnngan.models.networks import NetConfig, build_generator
 
     if not Path(path).is_file():
         raise GeneratorFileError(f"{path}: no such generator file; run the train stage first")
     try:
         blob = torch.load(path, map_location=device, weights_only=True)
-        G = Generator(NetConfig(**blob["config"]))
+        G = build_generator(NetConfig(**blob["config"]))   # a recurrent generator or DCGAN
         G.load_state_dict(blob["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise GeneratorFileError(f"{path}: not an rnngan generator file ({exc})") from exc

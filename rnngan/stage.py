@@ -18,11 +18,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from rnngan.data.download import DownloadError
     from rnngan.data.preprocess import PreprocessError
     from rnngan.data.sources import SourceError
+    from rnngan.export import ExportCheckError
     from rnngan.sampling import GeneratorFileError
     from rnngan.training import TrainingError
 
-    return (ParamsError, FormatError, PreprocessError, DownloadError, SourceError, GeneratorFileError, TrainingError,
-            ImageArrayError, FileNotFoundError)
+    return (ParamsError, FormatError, PreprocessError, DownloadError, SourceError, GeneratorFileError,
+            TrainingError, ExportCheckError, ImageArrayError, FileNotFoundError)
 
 
 def run_stage(name: str, build: Callable[[argparse.ArgumentParser], None],

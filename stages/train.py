@@ -1,4 +1,10 @@
-"""DVC stage `train@<cell>`: one recurrent GAN variant; EMA generator, checkpoint, dvclive log."""
+"""DVC stage `train@<variant>`: one GAN variant; EMA generator, checkpoint, dvclive log.
+
+With train.gpus > 1 the stage runs itself again under torchrun (one process per GPU, or per
+CPU process on gloo when train.device is cpu). Started by torchrun directly (multi-node), it
+trains in the process group torchrun set up.
+"""
+import os
 import sys
 from pathlib import Path
 
@@ -8,7 +14,9 @@ from rnngan.stage import run_stage
 def build(parser):
     parser.add_argument("--cell", required=True, help="one of model.variants")
     parser.add_argument("--data", type=Path, required=True, help="augmented train.npy")
-    parser.add_argument("--out", type=Path, required=True, help="models/<cell>")
+    parser.add_argument("--out", type=Path, required=True, help="models/<variant>: published at the end, whole")
+    parser.add_argument("--checkpoints", type=Path, required=True,
+                        help="checkpoints/<variant>: where a run keeps its resumable state until it finishes")
 
 
 def work(params, args):
@@ -17,7 +25,21 @@ def work(params, args):
 
     if args.cell not in params.model.variants:
         raise ParamsError(f"--cell {args.cell!r} is not in model.variants {params.model.variants}")
-    train(TrainConfig.from_params(params, args.cell), args.data, args.out)
+    if params.train.gpus > 1 and "WORLD_SIZE" not in os.environ:
+        relaunch_under_torchrun(params.train.gpus)
+    train(TrainConfig.from_params(params, args.cell), args.data, args.out, args.checkpoints)
+
+
+def relaunch_under_torchrun(processes: int):
+    """Replace this process by torchrun running this same stage `processes` times."""
+    from rnngan.io import log
+
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={processes}", "-m", "stages.train", *sys.argv[1:]]
+    log.info("train.gpus=%d: running under torchrun: %s", processes, " ".join(argv[1:]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 if __name__ == "__main__":

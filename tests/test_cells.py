@@ -85,3 +85,96 @@ def test_sru_recurrence_is_elementwise():
 def test_unknown_cell_is_a_clear_error():
     with pytest.raises(ValueError, match="allowed: rnn, lstm, gru, sru"):
         make_cell("transformer", IN, HID)
+
+
+# -- fused sequence kernels -------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def inductor():
+    """SRU's fused recurrence is compiled with torch.compile (inductor; on CPU it needs a C++
+    compiler). Tried once, on a tiny function: the tests that need it skip only if it fails."""
+    try:
+        torch.compile(lambda x: x.sin() + 1, dynamic=False)(torch.randn(3))
+    except Exception as exc:  # noqa: BLE001 - any failure means no working inductor here
+        pytest.skip(f"torch.compile (inductor) is unavailable here: {type(exc).__name__}: {exc}")
+
+
+def run_sequence(cell, xs, h0, fused):
+    """Outputs, last state and gradients wrt the inputs and every weight, for one loss."""
+    outs, last = cell.forward_sequence(xs, cell.initial_state(h0), fused=fused)
+    loss = outs.pow(2).sum() + sum(s.sin().sum() for s in last)
+    grads = torch.autograd.grad(loss, [xs, h0, *cell.parameters()])
+    return outs, last, grads
+
+
+# SRU's fused path compiles once per shape (5-25 s each on a fresh machine): one shape here, and
+# the compiled recurrence's own test below covers the function itself.
+FUSED_CASES = [(n, b, t) for n in CELLS if n != "sru" for b in (1, 5) for t in (1, 8)] + [("sru", 5, 8)]
+
+
+@pytest.mark.parametrize(("name", "batch", "steps"), FUSED_CASES)
+def test_fused_sequence_matches_the_step_loop(name, batch, steps, request):
+    if name == "sru":
+        request.getfixturevalue("inductor")
+    torch.manual_seed(0)
+    cell = make_cell(name, IN, HID)
+    xs = torch.randn(steps, batch, IN, requires_grad=True)
+    h0 = torch.randn(batch, HID, requires_grad=True)
+    loop_outs, loop_last, loop_grads = run_sequence(cell, xs, h0, fused=False)
+    outs, last, grads = run_sequence(cell, xs, h0, fused=True)
+    tol = dict(atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(outs, loop_outs, **tol)
+    assert len(last) == len(loop_last)
+    for s, loop_s in zip(last, loop_last):
+        torch.testing.assert_close(s, loop_s, **tol)
+    names = ["xs", "h0", *(n for n, _ in cell.named_parameters())]
+    for pname, g, loop_g in zip(names, grads, loop_grads):
+        torch.testing.assert_close(g, loop_g, **tol, msg=lambda m: f"gradient wrt {pname}: {m}")
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_sequence_is_the_plain_loop_on_cpu_by_default(name):
+    """fused=None means fused on CUDA only: on CPU the loop runs, bit for bit."""
+    torch.manual_seed(0)
+    cell = make_cell(name, IN, HID)
+    xs, h0 = torch.randn(T, B, IN), torch.randn(B, HID)
+    default, _ = cell.forward_sequence(xs, cell.initial_state(h0))
+    loop, _ = cell.forward_sequence(xs, cell.initial_state(h0), fused=False)
+    assert torch.equal(default, loop)
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+def test_fused_sequence_runs_in_float32_under_autocast(name):
+    """The sequence op must never see bf16 (cuDNN's RNN under autocast); the result comes back
+    in the input's dtype."""
+    torch.manual_seed(0)
+    cell = make_cell(name, IN, HID)
+    xs, h0 = torch.randn(T, B, IN), torch.randn(B, HID)
+    plain, plain_last = cell.forward_sequence(xs, cell.initial_state(h0), fused=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto, auto_last = cell.forward_sequence(xs, cell.initial_state(h0), fused=True)
+        low, low_last = cell.forward_sequence(xs.bfloat16(), cell.initial_state(h0.bfloat16()), fused=True)
+    assert torch.equal(auto, plain) and all(torch.equal(a, p) for a, p in zip(auto_last, plain_last))
+    assert low.dtype == torch.bfloat16 and all(s.dtype == torch.bfloat16 for s in low_last)
+    torch.testing.assert_close(low.float(), plain, atol=0.05, rtol=0.05)
+
+
+def test_sru_compiled_recurrence_matches_the_pure_one(inductor):
+    from rnngan.models.cells import compiled_sru_recurrence, sru_recurrence
+
+    torch.manual_seed(2)
+    steps, batch, hid = 4, 3, 5
+    args = [torch.randn(steps, batch, hid, requires_grad=True) for _ in range(4)]   # wx, wf, wr, highway
+    args += [torch.randn(2, hid, requires_grad=True), torch.randn(2, hid, requires_grad=True),
+             torch.randn(batch, hid, requires_grad=True)]                             # v, bias, c0
+    results = []
+    for fn in (sru_recurrence, compiled_sru_recurrence()):
+        hs, c = fn(*args)
+        grads = torch.autograd.grad((hs * torch.arange(1.0, hid + 1)).sum() + c.pow(2).sum(), args)
+        results.append((hs, c, grads))
+    (hs, c, grads), (hs_c, c_c, grads_c) = results
+    tol = dict(atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(hs_c, hs, **tol)
+    torch.testing.assert_close(c_c, c, **tol)
+    for name, g, g_c in zip(["wx", "wf", "wr", "highway", "v", "bias", "c0"], grads, grads_c):
+        torch.testing.assert_close(g_c, g, **tol, msg=lambda m: f"gradient wrt {name}: {m}")

@@ -39,7 +39,7 @@ def test_dvc_repro_runs_every_stage_from_a_local_copy(dataset, expected_train, t
     repo = make_repo(tmp_path / "project", {**TINY, "data": data})
     result = repo.dvc("repro")
     assert stages_run(result) == {"download", "preprocess", "augment", "reference", "train@gru",
-                                  "sample@gru", "analyze@gru", "report"}
+                                  "sample@gru", "analyze@gru", "report", "export"}
 
     stats = json.loads((repo.root / f"data/prepared/{dataset}/stats.json").read_text())
     if expected_train is not None:

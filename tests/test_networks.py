@@ -1,11 +1,14 @@
-"""Generator and discriminator: shapes for every cell and size, recurrence that matters, EMA."""
+"""Generator and discriminator: shapes for every cell and size, recurrence that matters, EMA,
+fused sequence kernels that agree with the step loop, and the variant registry."""
 import copy
+import dataclasses
 
 import pytest
 import torch
 
 from rnngan.models.cells import CELLS
-from rnngan.models.networks import Discriminator, Generator, NetConfig, count_parameters
+from rnngan.models.networks import (Discriminator, Generator, NetConfig, build_discriminator,
+                                    build_generator, count_parameters)
 from rnngan.training import BatchSampler, ema_decay, update_ema
 
 
@@ -76,7 +79,7 @@ def test_ema_decay_ramps_up_then_caps():
 
 def test_batch_sampler_covers_each_epoch_without_repeats():
     s = BatchSampler(10, 5, seed=0)
-    seen = [i for _ in range(2) for i in s.next()]
+    seen = [i for step in (1, 2) for i in s.batch(step)]
     assert sorted(seen) == list(range(10))
 
 
@@ -106,3 +109,93 @@ def test_d_loss_is_cross_entropy_and_smoothing_moves_the_real_optimum():
     logits = torch.linspace(0, 6, 601)
     losses = torch.stack([d_loss(l.view(1), torch.full((1,), -50.0), 0.9) for l in logits])
     assert abs(logits[losses.argmin()].item() - math.log(9)) < 0.02
+
+
+# -- discriminator sizes, the variant registry, fused kernels --------------------------------
+
+def test_net_config_round_trips_and_old_configs_load():
+    cfg = NetConfig(cell="gru", image_size=64, hidden=96, d_hidden=80, d_nf=24, feedback=False)
+    assert NetConfig(**dataclasses.asdict(cfg)) == cfg
+    old = {k: v for k, v in dataclasses.asdict(NetConfig(cell="lstm")).items() if not k.startswith("d_")}
+    assert NetConfig(**old).d_hidden is None and NetConfig(**old).d_nf is None  # generator.pt files before d_*
+
+    class Model:  # the model section of params.yaml, as config.py reads it
+        hidden, timesteps, z_dim, nf, feedback = 64, 3, 16, 8, False
+
+    cfg = NetConfig.from_params(Model, 16, "sru")
+    assert (cfg.d_hidden, cfg.d_nf, cfg.disc_hidden, cfg.disc_nf) == (None, None, 64, 8)
+
+
+def test_discriminator_takes_its_own_sizes_and_the_generator_ignores_them():
+    cfg = NetConfig(cell="lstm", image_size=32, hidden=16, z_dim=8, nf=8, d_hidden=12, d_nf=6)
+    D = Discriminator(cfg)
+    assert D.cell.hidden_size == 12 and D.head.in_features == 12
+    assert D.trunk[0].out_channels == 6
+    assert D(torch.randn(4, 3, 32, 32)).shape == (4,)
+    G, G_plain = Generator(cfg), Generator(dataclasses.replace(cfg, d_hidden=None, d_nf=None))
+    assert [p.shape for p in G.parameters()] == [p.shape for p in G_plain.parameters()]
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_unset_discriminator_sizes_build_exactly_the_shared_sizes(cell):
+    """d_hidden/d_nf None must build (and initialise, draw for draw) what hidden/nf build."""
+    cfg = NetConfig(cell=cell, image_size=16, hidden=16, z_dim=8, nf=8)
+    torch.manual_seed(0)
+    unset = Discriminator(cfg).state_dict()
+    torch.manual_seed(0)
+    explicit = Discriminator(dataclasses.replace(cfg, d_hidden=16, d_nf=8)).state_dict()
+    assert list(unset) == list(explicit)
+    assert all(torch.equal(unset[k], explicit[k]) for k in unset)
+
+
+def test_build_picks_the_networks_by_variant_name():
+    from rnngan.models.dcgan import DCGANDiscriminator, DCGANGenerator
+
+    cfg = NetConfig(cell="gru", image_size=16, hidden=16, z_dim=8, nf=8)
+    assert type(build_generator(cfg)) is Generator and type(build_discriminator(cfg)) is Discriminator
+    dc = dataclasses.replace(cfg, cell="dcgan")
+    G, D = build_generator(dc), build_discriminator(dc)
+    assert type(G) is DCGANGenerator and type(D) is DCGANDiscriminator
+    assert G.cfg == dc  # sampling reads image_size and z_dim from G.cfg
+    with pytest.raises(ValueError, match="allowed: rnn, lstm, gru, sru, dcgan"):
+        build_generator(dataclasses.replace(cfg, cell="transformer"))
+
+
+def step_loop_images(G, z):
+    """The generator without feedback, written out as the step-by-step loop it was."""
+    state = G.cell.initial_state(torch.tanh(G.init_state(z)))
+    canvas = z.new_zeros(z.shape[0], 3, G.cfg.image_size, G.cfg.image_size)
+    for t in range(G.cfg.timesteps):
+        state = G.cell(z, state)
+        canvas = canvas + G.decoder(state[0], t)
+    return torch.tanh(canvas)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_generator_without_feedback_unfused_is_the_step_loop_exactly(cell):
+    torch.manual_seed(0)
+    G = Generator(NetConfig(cell=cell, image_size=16, hidden=16, z_dim=8, nf=8, timesteps=3, feedback=False))
+    z = torch.randn(4, 8)
+    expected = step_loop_images(G, z)
+    assert torch.equal(G(z, fused=False), expected)
+    assert torch.equal(G(z), expected), "on CPU the default is the loop"
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_fused_generator_and_discriminator_match_the_loop(cell):
+    torch.manual_seed(0)
+    cfg = NetConfig(cell=cell, image_size=16, hidden=16, z_dim=8, nf=8, timesteps=3, feedback=False)
+    G, D = Generator(cfg), Discriminator(cfg)
+    z = torch.randn(4, 8)
+    for fused in (False, True):
+        G.zero_grad(), D.zero_grad()
+        images = G(z, fused=fused)
+        logits = D(images, fused=fused)
+        logits.sum().backward()
+        if not fused:
+            loop_images, loop_logits = images.detach(), logits.detach()
+            loop_grads = [p.grad.clone() for p in [*G.parameters(), *D.parameters()]]
+    torch.testing.assert_close(images, loop_images, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits, loop_logits, atol=1e-5, rtol=1e-5)
+    for g, loop_g in zip([p.grad for p in [*G.parameters(), *D.parameters()]], loop_grads):
+        torch.testing.assert_close(g, loop_g, atol=1e-5, rtol=1e-4)

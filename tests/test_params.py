@@ -18,7 +18,7 @@ def raw():
 def test_committed_params_are_valid_and_match_the_documented_defaults(raw):
     p = parse_params(raw)
     assert p.data.dataset == "synthfaces" and p.model.cell == "lstm"
-    assert p.model.variants == ["rnn", "lstm", "gru", "sru"]
+    assert p.model.variants == ["rnn", "lstm", "gru", "sru", "dcgan"]
     # the dataclass defaults are the committed values: one source of truth for both
     assert p == Params()
 

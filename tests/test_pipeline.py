@@ -9,7 +9,7 @@ from project import Repo, make_repo, stages_run
 
 pytestmark = pytest.mark.e2e
 
-CELLS = ["rnn", "lstm", "gru", "sru"]
+CELLS = ["rnn", "lstm", "gru", "sru", "dcgan"]   # the default model.variants
 TINY = {
     "data": {"count": 240, "image_size": 16, "workers": 2},
     "model": {"hidden": 16, "nf": 8, "z_dim": 8, "timesteps": 2},
@@ -30,7 +30,7 @@ def repo(tmp_path_factory) -> Repo:
 
 
 def test_repro_runs_every_stage(repo):
-    expected = {"download", "preprocess", "augment", "reference", "report"}
+    expected = {"download", "preprocess", "augment", "reference", "report", "export"}
     expected |= {f"{s}@{c}" for s in ("train", "sample", "analyze") for c in CELLS}
     assert stages_run(repo.first_repro) == expected
 
@@ -67,6 +67,9 @@ def test_every_output_exists_with_the_published_formats(repo):
         m = json.loads((root / "metrics" / f"{c}.json").read_text())
         assert np.isfinite(m["fid"]) and m["fid"] > 0 and np.isfinite(m["kid"])
         assert set(m["histogram_distances"]) == {"grey", "red", "green", "blue"}
+    export = json.loads((root / "exports/generator.json").read_text())
+    assert export["cell"] == "lstm" and export["max_abs_diff"] <= export["tolerance"]
+    assert (root / "exports/generator.onnx").stat().st_size == export["bytes"]
 
 
 def test_report_and_metrics_json_have_every_key(repo):
@@ -100,8 +103,9 @@ def test_second_repro_is_a_noop(repo):
 
 def test_changing_the_headline_cell_reruns_only_the_report(repo):
     result = repo.dvc("exp", "run", "-S", "model.cell=gru")
-    assert stages_run(result) == {"report"}
+    assert stages_run(result) == {"report", "export"}   # and the export of the new headline generator
     assert json.loads((repo.root / "reports/metrics.json").read_text())["cell"] == "gru"
+    assert json.loads((repo.root / "exports/generator.json").read_text())["cell"] == "gru"
 
 
 def test_changing_a_metrics_param_reruns_only_evaluation(repo):
@@ -112,7 +116,7 @@ def test_changing_a_metrics_param_reruns_only_evaluation(repo):
 def test_a_bad_cell_stops_with_a_clear_error(repo):
     result = repo.dvc("exp", "run", "-S", "model.cell=transformer", check=False)
     assert result.returncode != 0
-    assert "model.cell='transformer' must be one of: rnn, lstm, gru, sru" in result.stdout + result.stderr
+    assert "model.cell='transformer' must be one of: rnn, lstm, gru, sru, dcgan" in result.stdout + result.stderr
     repo.run("git", "checkout", "params.yaml")
     repo.dvc("checkout", "-f")
 

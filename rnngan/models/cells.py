@@ -2,8 +2,9 @@
 
 Every cell maps (x_t, state) -> state, where a state is a tuple of tensors whose first element
 is the output h_t (batch x hidden). `initial_state(h0)` builds a state from a hidden vector, so
-the generator can set it from z. `forward_sequence` runs a whole known input sequence; the
-discriminator uses it (and a fused kernel can replace it later without touching the callers).
+the generator can set it from z. `forward_sequence` runs a whole known input sequence: step by
+step in Python, or fused into one kernel call (cuDNN's RNN for RNN/LSTM/GRU, a compiled
+recurrence for SRU), by default fused on CUDA only.
 """
 from __future__ import annotations
 
@@ -28,13 +29,50 @@ class Cell(nn.Module):
     def forward(self, x: torch.Tensor, state: State) -> State:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def forward_sequence(self, xs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """xs: T x B x input -> outputs T x B x hidden and the last state."""
+    def forward_sequence(self, xs: torch.Tensor, state: State,
+                         fused: bool | None = None) -> tuple[torch.Tensor, State]:
+        """xs: T x B x input -> outputs T x B x hidden and the last state.
+
+        fused: run the whole sequence in one fused call; None means on CUDA only.
+        note: the Python loop stays the CPU default because it reproduces the committed CPU
+        results bit for bit; the fused kernels agree with it to float rounding (tests check 1e-5).
+        """
+        if fused is None:
+            fused = xs.is_cuda
+        if fused:
+            return self._fused_sequence(xs, state)
         outputs = []
         for x in xs:
             state = self(x, state)
             outputs.append(state[0])
         return torch.stack(outputs), state
+
+    def _fused_sequence(self, xs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError  # pragma: no cover - every registered cell has one
+
+
+def _sequence_op(op, cell: nn.RNNCellBase, xs: torch.Tensor, hx: State) -> tuple[torch.Tensor, State]:
+    """Run one of PyTorch's sequence ops (the functions nn.RNN/nn.LSTM/nn.GRU call) on the
+    weights of an nn.*Cell, which have the layout those ops expect for one layer.
+
+    The op runs in float32 with autocast off, so bf16 autocast elsewhere never reaches cuDNN's
+    RNN; outputs and state come back in the input's dtype.
+    """
+    with torch.autocast(device_type=xs.device.type, enabled=False):
+        weights = [p.float() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)]
+        # note: cuDNN reads one flat buffer (w_ih, w_hh, b_ih, b_hh for one layer); handing it
+        # views of one spares it re-packing the weights, and warning so, at every call. The cell
+        # modules keep owning the parameters (the optimizer, the EMA and checkpoints see those).
+        flat = torch.cat([w.reshape(-1) for w in weights])
+        weights = [v.view_as(w) for v, w in zip(flat.split([w.numel() for w in weights]), weights)]
+        h0 = [h.float().unsqueeze(0).contiguous() for h in hx]          # 1 layer x B x hidden
+        result = op(xs.float().contiguous(), h0 if len(h0) > 1 else h0[0], weights,
+                    True,                      # has_biases
+                    1, 0.0,                    # num_layers, dropout
+                    torch.is_grad_enabled(),   # train: cuDNN keeps what backward needs only then
+                    False, False)              # bidirectional, batch_first
+    outputs, last = result[0], result[1:]
+    return outputs.to(xs.dtype), tuple(s.squeeze(0).to(xs.dtype) for s in last)
 
 
 class RNNCell(Cell):
@@ -46,6 +84,9 @@ class RNNCell(Cell):
 
     def forward(self, x, state):
         return (self.cell(x, state[0]),)
+
+    def _fused_sequence(self, xs, state):
+        return _sequence_op(torch.rnn_tanh, self.cell, xs, state)
 
 
 class LSTMCell(Cell):
@@ -61,6 +102,9 @@ class LSTMCell(Cell):
     def forward(self, x, state):
         return self.cell(x, state)
 
+    def _fused_sequence(self, xs, state):
+        return _sequence_op(torch.lstm, self.cell, xs, state)
+
 
 class GRUCell(Cell):
     """Cho et al. 2014."""
@@ -71,6 +115,46 @@ class GRUCell(Cell):
 
     def forward(self, x, state):
         return (self.cell(x, state[0]),)
+
+    def _fused_sequence(self, xs, state):
+        return _sequence_op(torch.gru, self.cell, xs, state)
+
+
+def _sru_step(wx, wf, wr, highway, v, bias, c_prev):
+    """One step of SRU's elementwise recurrence (Lei et al. 2018, eqs. 3-6)."""
+    f = torch.sigmoid(wf + v[0] * c_prev + bias[0])
+    r = torch.sigmoid(wr + v[1] * c_prev + bias[1])
+    c = f * c_prev + (1 - f) * wx
+    h = r * c + (1 - r) * highway
+    return h, c
+
+
+def sru_recurrence(wx, wf, wr, highway, v, bias, c0):
+    """SRU's elementwise recurrence over all T steps, in plain PyTorch (the reference).
+
+    wx, wf, wr, highway: T x B x hidden, the input projections; v, bias: 2 x hidden (the f and
+    r gates'); c0: B x hidden. Returns the outputs h (T x B x hidden) and the last memory c.
+    """
+    c, hs = c0, []
+    for t in range(wx.shape[0]):
+        h, c = _sru_step(wx[t], wf[t], wr[t], highway[t], v, bias, c)
+        hs.append(h)
+    return torch.stack(hs), c
+
+
+_compiled_sru_recurrence = None
+
+
+def compiled_sru_recurrence():
+    """`sru_recurrence` compiled with torch.compile: compiled at the first call, then cached.
+
+    note: the T steps unroll into a few fused elementwise kernels, where eager PyTorch launches
+    about ten small kernels per step.
+    """
+    global _compiled_sru_recurrence
+    if _compiled_sru_recurrence is None:
+        _compiled_sru_recurrence = torch.compile(sru_recurrence, dynamic=False)
+    return _compiled_sru_recurrence
 
 
 class SRUCell(Cell):
@@ -113,25 +197,16 @@ class SRUCell(Cell):
         highway = u[..., 3, :] if self.highway_projection else x
         return wx, wf, wr, highway
 
-    def _step(self, wx, wf, wr, highway, c_prev):
-        f = torch.sigmoid(wf + self.v[0] * c_prev + self.bias[0])
-        r = torch.sigmoid(wr + self.v[1] * c_prev + self.bias[1])
-        c = f * c_prev + (1 - f) * wx
-        h = r * c + (1 - r) * highway
-        return h, c
-
     def forward(self, x, state):
-        return self._step(*self._project(x), state[1])
+        return _sru_step(*self._project(x), self.v, self.bias, state[1])
 
-    def forward_sequence(self, xs, state):
+    def forward_sequence(self, xs, state, fused=None):
+        if fused is None:
+            fused = xs.is_cuda
         # note: the matrix products for all steps at once; only the cheap elementwise part loops
-        wx, wf, wr, highway = self._project(xs)
-        c = state[1]
-        outputs = []
-        for t in range(xs.shape[0]):
-            h, c = self._step(wx[t], wf[t], wr[t], highway[t], c)
-            outputs.append(h)
-        return torch.stack(outputs), (h, c)
+        recurrence = compiled_sru_recurrence() if fused else sru_recurrence
+        hs, c = recurrence(*self._project(xs), self.v, self.bias, state[1])
+        return hs, (hs[-1], c)
 
 
 CELLS: dict[str, type[Cell]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell, "sru": SRUCell}

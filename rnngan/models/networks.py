@@ -7,6 +7,9 @@ update. The image is tanh(sum of updates).
 
 Discriminator: a strided convolutional trunk down to an 8x8 feature map, then the same kind of
 cell reads the map row by row (8 steps); a linear head on the last state gives the logit.
+
+`build_generator(cfg)` / `build_discriminator(cfg)` pick the networks for a variant name: a cell
+name gives these recurrent networks, "dcgan" the feed-forward baseline (rnngan.models.dcgan).
 """
 from __future__ import annotations
 
@@ -16,18 +19,31 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from rnngan.models.cells import make_cell
+from rnngan.models.cells import CELLS, make_cell
+
+VARIANTS = (*CELLS, "dcgan")  # what model.variants may name: the recurrent cells and the baseline
 
 
 @dataclass(frozen=True)
 class NetConfig:
-    cell: str
+    cell: str               # a key of cells.CELLS, or "dcgan" for the feed-forward baseline
     image_size: int = 32
-    hidden: int = 128
+    hidden: int = 128       # the generator's cell size (and the discriminator's, unless d_hidden)
     timesteps: int = 4
     z_dim: int = 64
-    nf: int = 32
+    nf: int = 32            # base width of the generator (and the discriminator, unless d_nf)
     feedback: bool = True
+    # note: set apart from hidden/nf only when parameter budgets are matched (rnngan.models.sizing)
+    d_hidden: int | None = None   # the discriminator's cell size; None = hidden
+    d_nf: int | None = None       # the discriminator's base width; None = nf
+
+    @property
+    def disc_hidden(self) -> int:
+        return self.hidden if self.d_hidden is None else self.d_hidden
+
+    @property
+    def disc_nf(self) -> int:
+        return self.nf if self.d_nf is None else self.d_nf
 
     @classmethod
     def from_params(cls, model_params, image_size: int, cell: str) -> "NetConfig":
@@ -131,10 +147,24 @@ class Generator(nn.Module):
         self.encoder = CanvasEncoder(cfg) if cfg.feedback else None
         dcgan_init(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """z: B x z_dim -> images B x 3 x size x size in [-1, 1]."""
+    def forward(self, z: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
+        """z: B x z_dim -> images B x 3 x size x size in [-1, 1].
+
+        fused: without feedback, run the cell over all T steps in one fused call (None: on CUDA
+        only; see Cell.forward_sequence). With feedback each step's input depends on the canvas
+        so far, so the cell steps one at a time.
+        """
         state = self.cell.initial_state(torch.tanh(self.init_state(z)))
         canvas = z.new_zeros(z.shape[0], 3, self.cfg.image_size, self.cfg.image_size)
+        if self.encoder is None and (z.is_cuda if fused is None else fused):
+            # the cell reads z at every step: the whole input sequence is known ahead of time
+            hs, _ = self.cell.forward_sequence(z.expand(self.cfg.timesteps, *z.shape), state, fused=True)
+            for t in range(self.cfg.timesteps):
+                canvas = canvas + self.decoder(hs[t], t)
+            return torch.tanh(canvas)
+        # note: unfused, the step loop runs even without feedback, so CPU results stay bit for bit
+        # what they were (SRU's forward_sequence batches its input projection over the steps,
+        # and a larger matrix product need not round the same)
         for t in range(self.cfg.timesteps):
             x = torch.cat([z, self.encoder(canvas)], dim=1) if self.encoder is not None else z
             state = self.cell(x, state)
@@ -165,9 +195,10 @@ class Discriminator(nn.Module):
 
     def __init__(self, cfg: NetConfig):
         super().__init__()
+        self.cfg = cfg
         downs = _levels(cfg.image_size, self.ROWS)
         layers: list[nn.Module] = []
-        cin, cout = 3, cfg.nf
+        cin, cout = 3, cfg.disc_nf
         for i in range(downs):
             layers.append(nn.Conv2d(cin, cout, 4, 2, 1, bias=i == 0))
             if i > 0:  # as DCGAN: no BatchNorm on the input layer
@@ -175,21 +206,43 @@ class Discriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             cin, cout = cout, cout * 2
         self.trunk = nn.Sequential(*layers)
-        # state size. C x 8 x 8, C = nf * 2^(downs-1), plus one minibatch-stddev channel
-        self.read = nn.Linear((cin + 1) * self.ROWS, cfg.hidden)
-        self.cell = make_cell(cfg.cell, cfg.hidden, cfg.hidden)
-        self.head = nn.Linear(cfg.hidden, 1)
+        # state size. C x 8 x 8, C = d_nf * 2^(downs-1), plus one minibatch-stddev channel
+        self.read = nn.Linear((cin + 1) * self.ROWS, cfg.disc_hidden)
+        self.cell = make_cell(cfg.cell, cfg.disc_hidden, cfg.disc_hidden)
+        self.head = nn.Linear(cfg.disc_hidden, 1)
         dcgan_init(self)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images B x 3 x size x size -> logits B."""
+    def forward(self, images: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
+        """images B x 3 x size x size -> logits B. fused: see Cell.forward_sequence."""
         f = minibatch_stddev(self.trunk(images))
         rows = f.permute(2, 0, 1, 3).flatten(2)               # 8 x B x (C*8): one step per row
         xs = nn.functional.leaky_relu(self.read(rows), 0.2)
         h0 = xs.new_zeros(images.shape[0], self.cell.hidden_size)
-        _, state = self.cell.forward_sequence(xs, self.cell.initial_state(h0))
+        _, state = self.cell.forward_sequence(xs, self.cell.initial_state(h0), fused)
         return self.head(state[0]).squeeze(1)
 
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def _network_classes(cfg: NetConfig) -> tuple[type[nn.Module], type[nn.Module]]:
+    # note: imported here, not at the top, because dcgan.py imports NetConfig from this module
+    from rnngan.models.dcgan import DCGANDiscriminator, DCGANGenerator
+
+    networks = {**{c: (Generator, Discriminator) for c in CELLS},
+                "dcgan": (DCGANGenerator, DCGANDiscriminator)}
+    if cfg.cell not in networks:
+        raise ValueError(f"unknown model variant {cfg.cell!r}; allowed: {', '.join(networks)}")
+    return networks[cfg.cell]
+
+
+def build_generator(cfg: NetConfig) -> nn.Module:
+    """The generator for cfg.cell: z (B x z_dim) -> images B x 3 x size x size in [-1, 1].
+    Every generator keeps its NetConfig as `.cfg` (sampling reads image_size and z_dim there)."""
+    return _network_classes(cfg)[0](cfg)
+
+
+def build_discriminator(cfg: NetConfig) -> nn.Module:
+    """The discriminator for cfg.cell: images B x 3 x size x size -> logits B."""
+    return _network_classes(cfg)[1](cfg)

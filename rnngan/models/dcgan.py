@@ -1,0 +1,80 @@
+"""DCGAN (Radford et al. 2016), the feed-forward baseline, as pytorch/examples `dcgan/main.py`
+builds it, generalised from 64x64 to any power-of-two image size from 8 up.
+
+Generator: z as a 1x1 map, a 4x4 transposed convolution to ngf * 2^(k-1) channels, then
+stride-2 transposed convolutions halving the channels down to ngf, then one to RGB and tanh;
+k = log2(size / 4), so 64x64 is the example exactly (ngf*8 at 4x4). Discriminator: the mirror
+image, strided convolutions doubling from ndf down to a 4x4 map, and a 4x4 convolution to one
+logit. Both take their sizes from NetConfig (nz = z_dim, ngf = nf, ndf = d_nf or nf); the
+recurrent fields (hidden, timesteps, feedback) do not apply.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from rnngan.models.networks import NetConfig, dcgan_init
+
+
+def _levels(size: int) -> int:
+    """k, the number of stride-2 layers between the 4x4 map and `size` x `size` pixels."""
+    k = size.bit_length() - 3
+    if size < 8 or size != 4 << k:
+        raise ValueError(f"dcgan: image size {size} must be a power of two, at least 8")
+    return k
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, cfg: NetConfig):
+        super().__init__()
+        self.cfg = cfg
+        k = _levels(cfg.image_size)
+        chans = [cfg.nf * 2 ** i for i in reversed(range(k))]   # e.g. ngf*8 .. ngf at 64x64
+        layers: list[nn.Module] = [
+            # input is z, a z_dim x 1 x 1 map, going into a convolution
+            nn.ConvTranspose2d(cfg.z_dim, chans[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(chans[0]),
+            nn.ReLU(True),
+            # state size. (ngf*2^(k-1)) x 4 x 4
+        ]
+        for cin, cout in zip(chans, chans[1:]):
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+            # state size. each layer: half the channels, twice the side
+        # state size. ngf x (size/2) x (size/2)
+        layers += [nn.ConvTranspose2d(chans[-1], 3, 4, 2, 1, bias=False), nn.Tanh()]
+        # state size. 3 x size x size
+        self.main = nn.Sequential(*layers)
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z: B x z_dim -> images B x 3 x size x size in [-1, 1]."""
+        return self.main(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, cfg: NetConfig):
+        super().__init__()
+        self.cfg = cfg
+        k = _levels(cfg.image_size)
+        chans = [cfg.disc_nf * 2 ** i for i in range(k)]        # e.g. ndf .. ndf*8 at 64x64
+        layers: list[nn.Module] = [
+            # input is 3 x size x size; as DCGAN: no BatchNorm on the input layer
+            nn.Conv2d(3, chans[0], 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+            # state size. ndf x (size/2) x (size/2)
+        ]
+        for cin, cout in zip(chans, chans[1:]):
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout),
+                       nn.LeakyReLU(0.2, inplace=True)]
+            # state size. each layer: twice the channels, half the side
+        # state size. (ndf*2^(k-1)) x 4 x 4
+        # note: no Sigmoid as in the example: the loss takes logits (training.d_loss, g_loss),
+        # which is the numerically stable form of the same cross-entropy
+        layers.append(nn.Conv2d(chans[-1], 1, 4, 1, 0, bias=False))
+        # state size. 1 x 1 x 1
+        self.main = nn.Sequential(*layers)
+        dcgan_init(self)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images B x 3 x size x size -> logits B."""
+        return self.main(images).view(-1)

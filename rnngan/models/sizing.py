@@ -1,0 +1,142 @@
+"""Parameter counts, and sizes that give every variant the same parameter budget.
+
+The reference budget is the LSTM variant built from the base config (its hidden and nf): fixed,
+so that choosing another headline cell (model.cell) does not resize every variant. Each other
+variant gets the size that brings each network's count closest to the LSTM's: the cell size of
+the generator (hidden) and of the discriminator (d_hidden) for a recurrent cell, the base widths
+(nf, d_nf) for DCGAN. The generator and discriminator are matched separately.
+
+Counts are closed-form (microseconds, where building a network takes milliseconds even on the
+meta device); tests check them against count_parameters of the built networks.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from rnngan.models.dcgan import _levels as _dcgan_levels
+from rnngan.models.networks import VARIANTS, NetConfig, _levels
+
+REFERENCE = "lstm"
+_GATES = {"rnn": 1, "gru": 3, "lstm": 4}   # weight blocks of the nn.*Cell (W_ih, W_hh, b_ih, b_hh)
+_LIMIT = 1 << 16                           # no size beyond this is searched
+
+
+def _linear(n_in: int, n_out: int, bias: bool = True) -> int:
+    return n_in * n_out + (n_out if bias else 0)
+
+
+def _conv4(n_in: int, n_out: int, bias: bool = False) -> int:
+    return 16 * n_in * n_out + (n_out if bias else 0)
+
+
+def _cell(cell: str, n_in: int, hidden: int) -> int:
+    if cell == "sru":   # weight k*h x in (k = 3, or 4 with a highway projection), v and bias 2 x h
+        return (3 if n_in == hidden else 4) * hidden * n_in + 4 * hidden
+    return _GATES[cell] * (hidden * n_in + hidden * hidden + 2 * hidden)
+
+
+def _recurrent_generator(cfg: NetConfig) -> int:
+    h, z = cfg.hidden, cfg.z_dim
+    n_in = z * (2 if cfg.feedback else 1)
+    chans = [cfg.nf * 2 ** i for i in reversed(range(_levels(cfg.image_size, 4)))]
+    decoder = (_linear(h, chans[0] * 16, bias=False)
+               + sum(_conv4(a, b) for a, b in zip(chans, chans[1:])) + _conv4(chans[-1], 3)
+               + cfg.timesteps * sum(2 * c for c in chans))            # per-step BatchNorm
+    encoder = 0
+    if cfg.feedback:
+        c = max(cfg.nf // 2, 8)
+        encoder = _conv4(3, c, True) + _conv4(c, 2 * c, True) + _linear(2 * c * 16, z) + 2 * z
+    return _linear(z, h) + _cell(cfg.cell, n_in, h) + decoder + encoder
+
+
+def _recurrent_discriminator(cfg: NetConfig) -> int:
+    h, downs = cfg.disc_hidden, _levels(cfg.image_size, 8)
+    chans = [cfg.disc_nf * 2 ** i for i in range(downs)]
+    trunk = sum(_conv4(a, b, bias=i == 0) + (2 * b if i else 0)
+                for i, (a, b) in enumerate(zip([3, *chans], chans)))
+    rows_in = ((chans[-1] if chans else 3) + 1) * 8                     # + minibatch-stddev channel
+    return trunk + _linear(rows_in, h) + _cell(cfg.cell, h, h) + _linear(h, 1)
+
+
+def _dcgan_generator(cfg: NetConfig) -> int:
+    chans = [cfg.nf * 2 ** i for i in reversed(range(_dcgan_levels(cfg.image_size)))]
+    return (_conv4(cfg.z_dim, chans[0]) + 2 * chans[0]
+            + sum(_conv4(a, b) + 2 * b for a, b in zip(chans, chans[1:])) + _conv4(chans[-1], 3))
+
+
+def _dcgan_discriminator(cfg: NetConfig) -> int:
+    chans = [cfg.disc_nf * 2 ** i for i in range(_dcgan_levels(cfg.image_size))]
+    return (_conv4(3, chans[0]) + sum(_conv4(a, b) + 2 * b for a, b in zip(chans, chans[1:]))
+            + _conv4(chans[-1], 1))
+
+
+def parameter_counts(cfg: NetConfig) -> tuple[int, int]:
+    """(generator, discriminator) parameter counts of the networks build_generator(cfg) and
+    build_discriminator(cfg) make, without building them."""
+    if cfg.cell == "dcgan":
+        return _dcgan_generator(cfg), _dcgan_discriminator(cfg)
+    if cfg.cell not in _GATES and cfg.cell != "sru":
+        raise ValueError(f"unknown model variant {cfg.cell!r}; allowed: {', '.join(VARIANTS)}")
+    return _recurrent_generator(cfg), _recurrent_discriminator(cfg)
+
+
+def _closest(count, target: int, rising_after: int = 0) -> tuple[int, int]:
+    """The size s >= 1 whose count(s) is closest to target, and that count.
+
+    count rises with s beyond `rising_after` (SRU's count dips once, at s == its input size,
+    where it drops the highway projection), so the search stops at the first s past both that
+    and the target.
+    """
+    best = (1, count(1))
+    for s in range(2, _LIMIT + 1):
+        n = count(s)
+        if abs(n - target) < abs(best[1] - target):
+            best = (s, n)
+        if n > target and s > rising_after:
+            break
+    return best
+
+
+def _counting(cfg: NetConfig, field: str, network: int):
+    """size -> the parameter count of one network (0: generator, 1: discriminator) of cfg with
+    `field` set to that size."""
+    return lambda size: parameter_counts(dataclasses.replace(cfg, **{field: size}))[network]
+
+
+def match_params(base: NetConfig, variants: list[str], tolerance: float = 0.05) -> dict[str, NetConfig]:
+    """A NetConfig per variant whose generator and discriminator each have about as many
+    parameters as the LSTM variant built from `base` (within `tolerance`, relative).
+
+    Recurrent cells get their own generator cell size (hidden) and discriminator cell size
+    (d_hidden); DCGAN gets its widths (nf, d_nf). The LSTM is `base` itself. A variant that
+    cannot come within tolerance is a ValueError naming the variant, the network and the closest
+    count reached.
+    """
+    reference = dataclasses.replace(base, cell=REFERENCE)
+    target_g, target_d = parameter_counts(reference)
+    matched = {}
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown model variant {variant!r}; allowed: {', '.join(VARIANTS)}")
+        if variant == REFERENCE:
+            matched[variant] = reference
+            continue
+        cfg = dataclasses.replace(reference, cell=variant)
+        if variant == "dcgan":
+            g_field, d_field, rising_after = "nf", "d_nf", 0
+        else:
+            # the generator cell's input size, z (and the canvas encoding with feedback)
+            g_field, d_field = "hidden", "d_hidden"
+            rising_after = cfg.z_dim * (2 if cfg.feedback else 1)
+        size_g, n_g = _closest(_counting(cfg, g_field, 0), target_g, rising_after)
+        size_d, n_d = _closest(_counting(cfg, d_field, 1), target_d)
+        cfg = dataclasses.replace(cfg, **{g_field: size_g, d_field: size_d})
+        for network, n, target, field, size in (("generator", n_g, target_g, g_field, size_g),
+                                                 ("discriminator", n_d, target_d, d_field, size_d)):
+            if abs(n - target) > tolerance * target:
+                raise ValueError(
+                    f"{variant}: cannot match the {network}'s parameter count to the {REFERENCE}'s "
+                    f"{target:,} within {tolerance:.1%}; the closest is {n:,} "
+                    f"({n / target - 1:+.1%}, {field}={size})")
+        matched[variant] = cfg
+    return matched

@@ -1,0 +1,241 @@
+"""The training engine: exact resume, refused checkpoints, non-finite values, the data order,
+the dvclive log across a resume, and DDP under torchrun (2 CPU processes on gloo)."""
+import csv
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import rnngan.training as training
+from conftest import PROJECT
+from rnngan.models.networks import NetConfig
+from rnngan.training import BatchSampler, TrainConfig, TrainingError, load_checkpoint, train
+
+NET = NetConfig(cell="gru", image_size=16, hidden=16, timesteps=2, z_dim=8, nf=8)
+CFG = TrainConfig(net=NET, seed=3, steps=24, batch_size=8, lr=2e-4, beta1=0.5, beta2=0.999, ema=0.99,
+                  real_label=0.9, log_every=4, grid_every=12, checkpoint_every=6, device="cpu", threads=1)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "train.npy"
+    np.save(path, rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8))
+    return path
+
+
+def interrupt_at(monkeypatch, step: int):
+    """Raise out of training in the middle of `step` (after the updates, before any save)."""
+    real = training.update_ema
+    calls = {"n": 0}
+
+    def update(ema, model, decay):
+        real(ema, model, decay)
+        calls["n"] += 1
+        if calls["n"] == step:
+            raise Interrupt(f"killed at step {step}")
+    monkeypatch.setattr(training, "update_ema", update)
+
+
+def tensors(blob, prefix=""):
+    """Every tensor in a nested checkpoint, by path."""
+    out = {}
+    if isinstance(blob, torch.Tensor):
+        out[prefix] = blob
+    elif isinstance(blob, dict):
+        for k, v in blob.items():
+            out.update(tensors(v, f"{prefix}/{k}"))
+    elif isinstance(blob, (list, tuple)):
+        for i, v in enumerate(blob):
+            out.update(tensors(v, f"{prefix}/{i}"))
+    return out
+
+
+def assert_same_state(a_path, b_path):
+    a, b = load_checkpoint(a_path), load_checkpoint(b_path)
+    assert a["step"] == b["step"]
+    ta = {k: v for k, v in tensors(a).items() if not k.startswith("/rng")}
+    tb = {k: v for k, v in tensors(b).items() if not k.startswith("/rng")}
+    assert ta.keys() == tb.keys()
+    differ = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not differ, f"tensors differ after resume: {differ[:5]}"
+
+
+def test_interrupted_run_resumes_to_bit_identical_weights(tmp_path, images, monkeypatch):
+    train(CFG, images, tmp_path / "a", tmp_path / "a.work")
+    assert not (tmp_path / "a.work").exists(), "the work folder is removed once the output is published"
+
+    with monkeypatch.context() as m:
+        interrupt_at(m, 15)
+        with pytest.raises(Interrupt):
+            train(CFG, images, tmp_path / "b", tmp_path / "b.work")
+    assert not (tmp_path / "b").exists(), "no half-written output"
+    assert load_checkpoint(tmp_path / "b.work" / "last.pt")["step"] == 12
+
+    summary = train(CFG, images, tmp_path / "b", tmp_path / "b.work")
+    assert summary["resumed_from_step"] == 12
+    assert_same_state(tmp_path / "a" / "checkpoint.pt", tmp_path / "b" / "checkpoint.pt")
+    ga = torch.load(tmp_path / "a" / "generator.pt", weights_only=True)["state_dict"]
+    gb = torch.load(tmp_path / "b" / "generator.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+    # the same fixed-noise grids, and a dvclive log with each step once, as uninterrupted
+    grids = sorted(p.name for p in (tmp_path / "a" / "grids").iterdir())
+    assert grids == sorted(p.name for p in (tmp_path / "b" / "grids").iterdir()) == \
+        ["step_000012.png", "step_000024.png"]
+    assert (tmp_path / "a/grids/step_000024.png").read_bytes() == (tmp_path / "b/grids/step_000024.png").read_bytes()
+    for name in ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g", "d_real", "d_fake", "images_per_s"):
+        rows_a = read_metric(tmp_path / "a", name)
+        rows_b = read_metric(tmp_path / "b", name)
+        assert [r[0] for r in rows_a] == [r[0] for r in rows_b] == [4, 8, 12, 16, 20, 24]
+        if name != "images_per_s":
+            assert [r[1] for r in rows_a] == [r[1] for r in rows_b]
+
+
+def read_metric(out, name):
+    with open(out / "live" / "plots" / "metrics" / "train" / f"{name}.tsv") as f:
+        return [(int(r["step"]), float(r[name])) for r in csv.DictReader(f, delimiter="\t")]
+
+
+def test_checkpoint_is_plain_data_with_rng_state_and_data_position(tmp_path, images):
+    train(CFG, images, tmp_path / "a", tmp_path / "a.work")
+    blob = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    assert {"G", "D", "G_ema", "opt_g", "opt_d", "rng", "step", "config", "data", "data_position"} <= set(blob)
+    assert blob["step"] == CFG.steps
+    assert blob["rng"]["torch"].dtype == torch.uint8
+    assert blob["data_position"] == {"epoch": 4, "batch_in_epoch": 4, "batches_per_epoch": 5}
+    # the EMA generator is not the raw one
+    assert any(not torch.equal(blob["G"][k], blob["G_ema"][k]) for k in blob["G"] if blob["G"][k].is_floating_point())
+
+
+def test_checkpoint_from_another_config_is_refused_naming_the_keys(tmp_path, images, monkeypatch):
+    with monkeypatch.context() as m:
+        interrupt_at(m, 8)
+        with pytest.raises(Interrupt):
+            train(CFG, images, tmp_path / "b", tmp_path / "b.work")
+    before = (tmp_path / "b.work" / "last.pt").read_bytes()
+    other = dataclasses.replace(CFG, lr=1e-3, net=dataclasses.replace(NET, hidden=32))
+    with pytest.raises(TrainingError, match=r"different config") as err:
+        train(other, images, tmp_path / "b", tmp_path / "b.work")
+    assert "train.lr: 0.0002 -> 0.001" in str(err.value)
+    assert "model.hidden: 16 -> 32" in str(err.value)
+    assert "seed" not in str(err.value).split("config:")[1]
+    assert (tmp_path / "b.work" / "last.pt").read_bytes() == before, "the refused checkpoint is kept"
+    assert not (tmp_path / "b").exists()
+
+    # how often to log or checkpoint, and how long to train, may change on resume
+    longer = dataclasses.replace(CFG, steps=30, log_every=5, checkpoint_every=10)
+    assert train(longer, images, tmp_path / "b", tmp_path / "b.work")["resumed_from_step"] == 6
+
+
+def test_checkpoint_for_other_images_is_refused(tmp_path, images, monkeypatch):
+    with monkeypatch.context() as m:
+        interrupt_at(m, 8)
+        with pytest.raises(Interrupt):
+            train(CFG, images, tmp_path / "b", tmp_path / "b.work")
+    other = tmp_path / "other.npy"
+    np.save(other, np.zeros((40, 16, 16, 3), np.uint8))
+    with pytest.raises(TrainingError, match="other training images"):
+        train(CFG, other, tmp_path / "b", tmp_path / "b.work")
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, images):
+    (tmp_path / "b.work").mkdir()
+    (tmp_path / "b.work" / "last.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(TrainingError, match=r"last.pt: not a readable checkpoint.*delete it"):
+        train(CFG, images, tmp_path / "b", tmp_path / "b.work")
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, images, monkeypatch):
+    real, calls = training.g_loss, {"n": 0}
+
+    def poisoned(fake_logits):
+        calls["n"] += 1
+        loss = real(fake_logits)
+        return loss * float("nan") if calls["n"] == 9 else loss
+    monkeypatch.setattr(training, "g_loss", poisoned)
+    with pytest.raises(TrainingError, match=r"non-finite value at step 9 \(loss_g=nan.*step 6\) is kept"):
+        train(CFG, images, tmp_path / "b", tmp_path / "b.work")
+    blob = load_checkpoint(tmp_path / "b.work" / "last.pt")
+    assert blob["step"] == 6
+    assert all(torch.isfinite(t).all() for t in tensors(blob["G"]).values())
+    assert not (tmp_path / "b").exists()
+
+
+def test_batch_order_is_a_function_of_the_step_alone():
+    s = BatchSampler(23, 5, seed=7)
+    forward = [s.batch(i) for i in range(1, 15)]
+    # epoch by epoch without replacement: each epoch's 4 batches are distinct images
+    for e in range(3):
+        seen = np.concatenate(forward[e * 4:e * 4 + 4])
+        assert len(set(seen.tolist())) == 20
+    # a fresh sampler jumping straight to a late step (a resume) gives the same batches
+    fresh = BatchSampler(23, 5, seed=7)
+    assert np.array_equal(fresh.batch(14), forward[13])
+    assert np.array_equal(fresh.batch(2), forward[1])   # and going back replays
+    # the order is the sequence of permutations of default_rng(seed), tail dropped
+    rng = np.random.default_rng(7)
+    first, second = rng.permutation(23), rng.permutation(23)
+    assert np.array_equal(forward[0], np.sort(first[:5]))
+    assert np.array_equal(forward[4], np.sort(second[:5]))
+
+
+def test_too_few_images_for_a_batch_is_an_error():
+    with pytest.raises(TrainingError, match="fewer than one batch"):
+        BatchSampler(3, 8, seed=0)
+
+
+def test_stage_refuses_batch_not_divisible_among_processes():
+    from rnngan.config import ParamsError, parse_params
+
+    with pytest.raises(ParamsError, match="train.batch_size=30 must be a multiple of train.gpus=4"):
+        parse_params({"train": {"batch_size": 30, "gpus": 4}})
+
+
+def write_params(path, **train_overrides):
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["data"]["image_size"] = 16
+    params["model"].update({"hidden": 16, "timesteps": 2, "z_dim": 8, "nf": 8, "variants": ["gru", "lstm"],
+                            "cell": "gru"})
+    params["train"].update({"steps": 12, "batch_size": 8, "log_every": 4, "grid_every": 6,
+                            "checkpoint_every": 6, "device": "cpu", "threads": 1, **train_overrides})
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def test_two_processes_under_torchrun_on_gloo_resume_a_checkpoint(tmp_path, images, monkeypatch):
+    from rnngan.config import load_params
+
+    params = write_params(tmp_path / "params.yaml", gpus=2)
+    # a single-process run of the same config, killed at step 8 (checkpoint at 6)
+    cfg = TrainConfig.from_params(load_params(params), "gru")
+    with monkeypatch.context() as m:
+        interrupt_at(m, 8)
+        with pytest.raises(Interrupt):
+            train(cfg, images, tmp_path / "gru", tmp_path / "ck")
+    env = {**os.environ, "RNNGAN_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "stages.train", "--params", str(params), "--cell", "gru",
+                        "--data", str(images), "--out", str(tmp_path / "gru"),
+                        "--checkpoints", str(tmp_path / "ck")],
+                       cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "running under torchrun" in r.stderr
+    summary = yaml.safe_load((tmp_path / "gru" / "train.json").read_text())
+    assert summary["processes"] == 2 and summary["steps"] == 12
+    assert summary["resumed_from_step"] == 6, "rank 0 read the checkpoint and handed it to rank 1"
+    blob = load_checkpoint(tmp_path / "gru" / "checkpoint.pt")
+    assert blob["step"] == 12
+    assert not (tmp_path / "ck").exists()
+    # the published EMA generator samples
+    from rnngan.sampling import load_generator, sample_images
+    G = load_generator(tmp_path / "gru" / "generator.pt", torch.device("cpu"))
+    out = sample_images(G, 4, seed=0)
+    assert out.shape == (4, 16, 16, 3) and out.std() > 0
