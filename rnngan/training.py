@@ -27,9 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnngan.grids import make_grid, save_grid
 from rnngan.io import atomic_path, load_images, log, pick_device, progress, set_threads, write_json
 from rnngan.models.networks import NetConfig, build_discriminator, build_generator, count_parameters
-from rnngan.sampling import save_grid, to_uint8
+from rnngan.sampling import to_uint8
 
 GRID_COUNT = 64  # fixed-noise grid: 8 x 8
 CHECKPOINT_FORMAT = "rnngan-checkpoint/1"
@@ -173,7 +174,6 @@ class Loader:
         self.slice = slice(rank * share, (rank + 1) * share)
         self.channels_last = channels_last
         self.depth = depth if device.type == "cuda" else 0
-        self._queue: queue.Queue | None = None
 
     def read(self, step: int) -> torch.Tensor:
         return to_tensor(self.images[self.sampler.batch(step)[self.slice]], self.device, self.channels_last)
@@ -574,7 +574,7 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
     window_start, window_first = time.perf_counter(), run.step
     started, first_step = time.perf_counter(), run.step + 1
     bar = progress(total=cfg.steps, initial=run.step, desc=f"train {cfg.net.cell}", unit="step",
-                   disable=None if d.main else True)
+                   **({} if d.main else {"disable": True}))
 
     def flush() -> None:
         """Read back the per-step statistics; stop at the first non-finite one."""
@@ -629,7 +629,7 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
                 with torch.no_grad():
                     grid = to_uint8(run.G_ema(fixed_z))
                 save_grid(grid, work_dir / "grids" / f"step_{step:06d}.png")
-                live.log_image("fixed_noise.png", grid_image(grid))
+                live.log_image("fixed_noise.png", make_grid(grid))
         if step % cfg.checkpoint_every == 0 and not last:
             _save_checkpoint(run, ckpt, data, sampler, d, started)
     bar.close()
@@ -654,12 +654,6 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
                  run.seconds, summary["images_per_s"])
     _barrier(d)
     return summary
-
-
-def grid_image(grid: np.ndarray) -> np.ndarray:
-    from rnngan.sampling import make_grid
-
-    return make_grid(grid)
 
 
 @torch.no_grad()
