@@ -23,7 +23,7 @@ DATASETS = ("synthfaces", "celeba", "lsun_bedroom", "cityscapes")   # keys of rn
 DATASET_CROPS = {"synthfaces": ("landmarks", "center"), "celeba": ("center", "landmarks", "wild"),
                  "lsun_bedroom": ("center",), "cityscapes": ("halves", "center")}
 CROPS = ("auto", "center", "landmarks", "wild", "halves")
-FEATURES = ("randinit", "pixels")                 # keys of rnngan.metrics.features.EXTRACTORS
+FEATURES = ("randinit", "pixels", "inception")    # keys of rnngan.metrics.features.EXTRACTORS
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -138,6 +138,10 @@ class MetricsParams:
     bins: int = _check(lambda v: None if 2 <= v <= 256 else "must be between 2 and 256", 64)
     kid_subsets: int = _check(positive, 50)
     kid_subset_size: int = _check(lambda v: None if v >= 2 else "must be >= 2", 1000)
+    inception_weights: str | None = None
+    nearest_k: int = _check(positive, 5)
+    bootstrap: int = _check(lambda v: None if v >= 10 else "must be >= 10", 100)
+    confidence: float = _check(lambda v: None if 0.5 <= v < 1 else "must be >= 0.5 and < 1", 0.95)
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,10 @@ def parse_params(raw: Any) -> Params:
         raise ParamsError(
             f"train.batch_size={params.train.batch_size} must be a multiple of train.gpus="
             f"{params.train.gpus}: each process takes an equal share of every batch")
+    if params.metrics.nearest_k >= min(params.metrics.real_count, params.sample.count):
+        raise ParamsError(
+            f"metrics.nearest_k={params.metrics.nearest_k} must be below metrics.real_count="
+            f"{params.metrics.real_count} and sample.count={params.sample.count}")
     if params.metrics.kid_subset_size > min(params.metrics.real_count, params.sample.count):
         raise ParamsError(
             f"metrics.kid_subset_size={params.metrics.kid_subset_size} must not exceed "

@@ -8,9 +8,17 @@ import numpy as np
 
 from rnngan.config import MetricsParams, ParamsError
 from rnngan.io import atomic_path, load_images, log, pick_device, write_json
+from rnngan.metrics.bootstrap import fid_bootstrap, kid_bootstrap
 from rnngan.metrics.features import extract_features
 from rnngan.metrics.fid import feature_statistics, fid_from_statistics, kid
-from rnngan.metrics.histograms import CHANNELS, colour_moments, histogram_distances, histograms
+from rnngan.metrics.prdc import prdc
+from rnngan.metrics.histograms import (CHANNELS, HSV_CHANNELS, colour_moments, histogram_distances, histograms,
+                                       hsv_distances, hsv_histograms)
+from rnngan.metrics.spectra import power_spectrum, spectral_distance, spectrum_frequencies
+
+
+def extractor_options(mp: MetricsParams) -> dict:
+    return {"weights": mp.inception_weights} if mp.features == "inception" else {}
 
 
 def compute_reference(images_path: Path, mp: MetricsParams, seed: int, device: str, out: Path) -> dict:
@@ -26,16 +34,19 @@ def compute_reference(images_path: Path, mp: MetricsParams, seed: int, device: s
     idx = np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))
     subset = images[idx]
     features = extract_features(mp.features, subset, mp.batch_size, pick_device(device),
-                                progress_desc="reference features")
+                                progress_desc="reference features", **extractor_options(mp))
     mu, sigma = feature_statistics(features)
     hists = histograms(subset, mp.bins)
+    hsv = hsv_histograms(subset, mp.bins)
+    spectrum = power_spectrum(subset)
     meta = {"source": str(images_path), "count": int(count), "image_size": int(images.shape[1]),
             "features": mp.features, "feature_dim": int(features.shape[1]), "bins": mp.bins,
             "seed": seed, "colour_moments": colour_moments(subset)}
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, features=features, mu=mu, sigma=sigma, meta=json.dumps(meta),
-                     **{f"hist_{c}": hists[c] for c in CHANNELS})
+            np.savez(f, features=features, mu=mu, sigma=sigma, meta=json.dumps(meta), spectrum=spectrum,
+                     **{f"hist_{c}": hists[c] for c in CHANNELS},
+                     **{f"hist_{c}": hsv[c] for c in HSV_CHANNELS})
     log.info("reference: %d real images, %s features (%d-d) -> %s", count, mp.features,
              features.shape[1], out)
     return meta
@@ -66,22 +77,45 @@ def analyze(cell: str, samples_path: Path, reference_path: Path, mp: MetricsPara
         raise ParamsError(f"metrics.kid_subset_size={mp.kid_subset_size} exceeds the "
                           f"{len(samples)} samples in {samples_path} (sample.count)")
     features = extract_features(mp.features, samples, mp.batch_size, pick_device(device),
-                                progress_desc=f"{cell} features")
+                                progress_desc=f"{cell} features", **extractor_options(mp))
     mu, sigma = feature_statistics(features)
     fid = fid_from_statistics(ref["mu"], ref["sigma"], mu, sigma)
     kid_mean, kid_std = kid(ref["features"], features, mp.kid_subsets, mp.kid_subset_size, seed=0)
+    # note: seed 0 for every variant, so round r resamples the same real rows for all of them and
+    # the report can compare variants with paired differences (rnngan.metrics.bootstrap)
+    boot_fid = fid_bootstrap(ref["features"], features, mp.bootstrap, seed=0, confidence=mp.confidence,
+                             progress_desc=f"{cell} FID bootstrap")
+    boot_kid = kid_bootstrap(ref["features"], features, mp.bootstrap, seed=0, confidence=mp.confidence)
+    manifold = prdc(ref["features"], features, k=mp.nearest_k)
     gen_hists = histograms(samples, mp.bins)
     distances = {c: histogram_distances(ref[f"hist_{c}"], gen_hists[c]) for c in CHANNELS}
+    gen_hsv = hsv_histograms(samples, mp.bins)
+    hsv_dist = hsv_distances({c: ref[f"hist_{c}"] for c in HSV_CHANNELS}, gen_hsv)
+    spectrum = power_spectrum(samples)
     result = {
         "cell": cell, "count": int(len(samples)), "real_count": meta["count"],
-        "features": mp.features, "fid": fid, "kid": kid_mean, "kid_std": kid_std,
+        "features": mp.features, "fid": fid, "fid_interval": [boot_fid.lo, boot_fid.hi],
+        "kid": boot_kid.point, "kid_interval": [boot_kid.lo, boot_kid.hi],
+        "kid_subsets": {"mean": kid_mean, "std": kid_std, "subsets": mp.kid_subsets,
+                        "subset_size": mp.kid_subset_size},
+        "confidence": mp.confidence, "nearest_k": mp.nearest_k, **manifold,
+        "bootstrap": {"fid": boot_fid.to_dict(), "kid": boot_kid.to_dict()},
         "histogram_distances": distances,
         "colour_moments": {"generated": colour_moments(samples), "real": meta["colour_moments"]},
         "histograms": {"bins": mp.bins,
                        "real": {c: ref[f"hist_{c}"].tolist() for c in CHANNELS},
                        "generated": {c: gen_hists[c].tolist() for c in CHANNELS}},
+        "hsv_distances": hsv_dist,
+        "hsv_histograms": {"bins": mp.bins,
+                           "real": {c: ref[f"hist_{c}"].tolist() for c in HSV_CHANNELS},
+                           "generated": {c: gen_hsv[c].tolist() for c in HSV_CHANNELS}},
+        "spectral_distance": spectral_distance(ref["spectrum"], spectrum),
+        "spectrum": {"frequency": spectrum_frequencies(samples.shape[1], samples.shape[2]).tolist(),
+                     "real": ref["spectrum"].tolist(), "generated": spectrum.tolist()},
     }
     write_json(out, result)
-    log.info("%s: FID %.3f, KID %.5f ± %.5f (%s features, %d vs %d images)", cell, fid, kid_mean,
-             kid_std, mp.features, len(samples), meta["count"])
+    log.info("%s: FID %.3f [%.3f, %.3f], KID %.5f [%.5f, %.5f], precision %.3f, recall %.3f, density %.3f, "
+             "coverage %.3f (%s features, %d vs %d images)", cell, fid, boot_fid.lo, boot_fid.hi, boot_kid.point,
+             boot_kid.lo, boot_kid.hi, manifold["precision"], manifold["recall"], manifold["density"],
+             manifold["coverage"], mp.features, len(samples), meta["count"])
     return result

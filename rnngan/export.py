@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnngan.io import atomic_path, log, progress
+from rnngan.io import atomic_path, log, progress, sha256_file
 
 FORMAT = "rnngan-generator-onnx"
 FORMAT_VERSION = 1
@@ -164,14 +163,6 @@ def quiet_exporter_logs():
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_onnx(generator_path: str | Path, out_path: str | Path, check_count: int = 64, seed: int = 0,

@@ -46,12 +46,15 @@ def _reference_mmd2(x: np.ndarray, y: np.ndarray) -> float:
 
 # ---- feature extractors --------------------------------------------------------------------------
 
+# inception at 299 x 299 takes seconds per image on a CPU: tests/test_inception.py covers it
+FAST_EXTRACTORS = ["pixels", "randinit"]
+
 @pytest.fixture(scope="module")
 def images32() -> np.ndarray:
     return _images(40, 32, seed=1)
 
 
-@pytest.mark.parametrize("name", sorted(EXTRACTORS))
+@pytest.mark.parametrize("name", FAST_EXTRACTORS)
 def test_extractor_output_shape_dtype_and_dim_match_declared(name, images32):
     extractor = get_extractor(name)
     assert isinstance(extractor, FeatureExtractor) and extractor.name
@@ -67,7 +70,7 @@ def test_declared_dims_are_512_for_randinit_and_768_for_pixels():
     assert get_extractor("pixels").dim == 768
 
 
-@pytest.mark.parametrize("name", sorted(EXTRACTORS))
+@pytest.mark.parametrize("name", FAST_EXTRACTORS)
 @pytest.mark.parametrize("size", [32, 64])
 def test_features_do_not_depend_on_batch_size(name, size):
     images = _images(30, size, seed=2)
@@ -119,8 +122,9 @@ def test_cuda_extraction_turns_tf32_convolutions_off_and_restores_the_flag():
 
 
 def test_unknown_extractor_name_raises_value_error_listing_allowed_names():
-    with pytest.raises(ValueError, match="inception.*allowed: pixels, randinit"):
-        get_extractor("inception")
+    assert sorted(EXTRACTORS) == ["inception", *FAST_EXTRACTORS]
+    with pytest.raises(ValueError, match="vgg.*allowed: inception, pixels, randinit"):
+        get_extractor("vgg")
     with pytest.raises(ValueError, match="allowed"):
         extract_features("nope", _images(2, 32, seed=0))
 
@@ -233,6 +237,88 @@ def test_kid_rejects_subset_larger_than_a_set_and_mismatched_dims():
         kid(_gaussian(50, 8, seed=0), _gaussian(50, 4, seed=1), subsets=2, subset_size=10)
     with pytest.raises(ValueError, match="subsets must be >= 1"):
         kid(_gaussian(50, 8, seed=0), _gaussian(50, 8, seed=1), subsets=0, subset_size=10)
+
+
+# ---- FID and KID correctness (issue checklist) ---------------------------------------------------
+
+def _correlated(n: int, dim: int, seed: int, spread: float = 2.0) -> np.ndarray:
+    """Gaussian features whose covariance has eigenvalues spanning `spread` decades, rotated."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    scales = 10.0 ** np.linspace(0, -spread / 2, dim)       # std devs: variances over `spread` decades
+    return (rng.normal(size=(n, dim)) * scales) @ q.T + rng.normal(0, 1, dim)
+
+
+def _nuclear_norm_fid(a: np.ndarray, b: np.ndarray) -> float:
+    """FID with tr sqrt(s1 s2) = nuclear norm of A B^T, A and B the centred rows / sqrt(n - 1).
+
+    s1 s2 = A^T A B^T B has the non-zero eigenvalues of (A B^T)(A B^T)^T, so the trace of its
+    square root is the sum of the singular values of the small n1 x n2 matrix A B^T: exact and
+    well-conditioned when there are fewer samples than dims (singular covariances).
+    """
+    A = (a - a.mean(0)) / np.sqrt(len(a) - 1)
+    B = (b - b.mean(0)) / np.sqrt(len(b) - 1)
+    d = a.mean(0) - b.mean(0)
+    nuclear = np.linalg.svd(A @ B.T, compute_uv=False).sum()
+    return float(d @ d + (A * A).sum() + (B * B).sum() - 2 * nuclear)
+
+
+def test_fid_of_a_correlated_set_against_itself_is_below_1e_6():
+    f = _correlated(500, 64, seed=30)
+    assert np.trace(np.cov(f, rowvar=False)) > 5      # not a trivially tiny scale
+    assert abs(fid(f, f)) < 1e-6
+
+
+def test_fid_matches_scipy_sqrtm_on_covariances_spanning_two_decades():
+    a, b = _correlated(500, 64, seed=31), _correlated(500, 64, seed=32)
+    expected = _reference_fid(a, b)
+    assert expected > 1
+    assert fid(a, b) == pytest.approx(expected, rel=1e-6)
+
+
+def test_fid_matches_torch_fidelity_eigenvalue_route():
+    from torch_fidelity.metric_fid import fid_statistics_to_metric
+
+    a, b = _correlated(800, 48, seed=33), _correlated(800, 48, seed=34, spread=1.0) * 1.3
+    s1, s2 = ({"mu": mu, "sigma": sigma} for mu, sigma in map(feature_statistics, (a, b)))
+    theirs = fid_statistics_to_metric(s1, s2, verbose=False)["frechet_inception_distance"]
+    assert fid(a, b) == pytest.approx(theirs, rel=1e-9)
+
+
+def test_fid_with_singular_covariances_matches_the_nuclear_norm_reference():
+    # 40 samples in 64 dims: both covariances are singular, Cholesky fails, the eigh route runs
+    a, b = _gaussian(40, 64, seed=35), _gaussian(40, 64, seed=36, shift=0.3, scale=1.5)
+    _, sigma = feature_statistics(a)
+    assert int(torch.linalg.cholesky_ex(torch.from_numpy(sigma)).info) != 0
+    assert fid(a, b) == pytest.approx(_nuclear_norm_fid(a, b), rel=1e-6)
+    assert abs(fid(a, a)) < 1e-5 * np.trace(sigma)
+
+
+def test_fid_does_not_depend_on_the_order_of_rows():
+    a, b = _correlated(300, 32, seed=37), _correlated(300, 32, seed=38)
+    perm = np.random.default_rng(0).permutation(300)
+    assert fid(a[perm], b[perm[::-1]]) == pytest.approx(fid(a, b), rel=1e-9)
+
+
+def test_fid_does_not_depend_on_the_feature_extraction_batch_size():
+    images = _images(64, 16, seed=39)
+    feats = [extract_features("randinit", images, batch_size=bs) for bs in (1, 7, 64)]
+    # CPU float32 convolutions round differently per batch shape (here up to ~5e-7 of the largest
+    # feature), so features agree to float32 rounding, not bit for bit, and FIDs to ~1e-7, not 1e-9
+    for f in feats[1:]:
+        assert np.abs(f - feats[0]).max() <= 1e-5 * np.abs(feats[0]).max()
+    values = [fid(f[:32], f[32:]) for f in feats]
+    assert values[0] > 1
+    for v in values[1:]:
+        assert v == pytest.approx(values[0], rel=1e-6)
+
+
+def test_kid_of_two_samples_of_one_distribution_is_below_1e_3_and_3_std():
+    a, b = _gaussian(1000, 64, seed=40, scale=0.5), _gaussian(1000, 64, seed=41, scale=0.5)
+    mean, std = kid(a, b, subsets=20, subset_size=500)
+    assert std > 0 and abs(mean) < 3 * std and abs(mean) < 1e-3
+    shifted, _ = kid(a, _gaussian(1000, 64, seed=41, shift=0.1, scale=0.5), subsets=20, subset_size=500)
+    assert shifted > 10 * max(abs(mean), std)       # the same check on a real difference fails
 
 
 # ---- histograms and colour moments ---------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_every_output_exists_with_the_published_formats(repo):
     train = np.load(prepared / "train.npy", mmap_mode="r")
     augmented = np.load(root / "data/augmented/synthfaces/train.npy", mmap_mode="r")
     assert augmented.shape == train.shape and not np.array_equal(augmented, train)
-    assert (root / "data/reference/synthfaces-16px-randinit.npz").is_file()
+    assert (root / "data/reference/synthfaces-16px-train-randinit-64.npz").is_file()
     for c in CELLS:
         for name in ("generator.pt", "checkpoint.pt", "train.json", "grids/step_000006.png",
                      "live/plots/metrics/train/loss_d.tsv", "live/plots/metrics/train/loss_g.tsv",
@@ -75,7 +75,8 @@ def test_every_output_exists_with_the_published_formats(repo):
 def test_report_and_metrics_json_have_every_key(repo):
     reports = repo.root / "reports"
     metrics = json.loads((reports / "metrics.json").read_text())
-    keys = {"fid", "kid", "kid_std", "params_g", "params_d", "train_seconds", "images_per_s",
+    keys = {"fid", "fid_lo", "fid_hi", "kid", "kid_lo", "kid_hi", "precision", "recall", "density", "coverage",
+            "spectral_distance", "w1_hue", "fid_tier", "params_g", "params_d", "train_seconds", "images_per_s",
             "w1_grey", "js_grey", "ks_grey", "w1_red", "js_blue"}
     assert metrics["cell"] == "lstm" and keys <= set(metrics)
     assert set(metrics["cells"]) == set(CELLS)
@@ -85,7 +86,8 @@ def test_report_and_metrics_json_have_every_key(repo):
     md = (reports / "report.md").read_text()
     for link in re.findall(r"\]\((figures/[^)]+)\)", md):
         assert (reports / link).is_file(), link
-    assert "figures/samples_gru.png" in md and "figures/losses.png" in md
+    assert "figures/samples_gru.png" in md and "figures/losses.png" in md and "figures/spectra.png" in md
+    assert "## Which variant is better" in md and "Bonferroni over 10 pairs" in md
     assert "Headline variant: `lstm`" in md
     for c in CELLS:
         assert (reports / "plots/losses" / f"{c}.csv").is_file()
@@ -111,6 +113,8 @@ def test_changing_the_headline_cell_reruns_only_the_report(repo):
 def test_changing_a_metrics_param_reruns_only_evaluation(repo):
     result = repo.dvc("exp", "run", "-S", "metrics.bins=8")
     assert stages_run(result) == {"reference", "report"} | {f"analyze@{c}" for c in CELLS}
+    result = repo.dvc("exp", "run", "-S", "metrics.bootstrap=50")   # analysis only: no new reference
+    assert stages_run(result) == {"report"} | {f"analyze@{c}" for c in CELLS}
 
 
 def test_a_bad_cell_stops_with_a_clear_error(repo):

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 TINY = {
     "data": {"count": 300, "image_size": 16},
     "model": {"cell": "gru", "variants": ["gru"], "hidden": 16, "timesteps": 2, "z_dim": 8, "nf": 8},
-    "train": {"steps": 600, "batch_size": 16, "log_every": 20, "grid_every": 200, "checkpoint_every": 20,
+    "train": {"steps": 300, "batch_size": 16, "log_every": 20, "grid_every": 100, "checkpoint_every": 20,
               "device": "cpu", "threads": 1},
     "sample": {"count": 200, "grid": 16},
     "metrics": {"real_count": 200, "kid_subsets": 5, "kid_subset_size": 100},
@@ -52,14 +52,14 @@ def test_sigkilled_training_resumes_on_next_repro_bit_identical(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)   # dvc and the stage under it, no chance to clean up
         proc.wait()
     killed_at = load_checkpoint(ckpt)["step"]
-    assert 20 <= killed_at < 600
+    assert 20 <= killed_at < 300
     assert not (repo.root / "models" / "gru" / "generator.pt").exists(), "no half-written output"
 
     result = repo.dvc("repro", "train@gru")
     assert "train@gru" in stages_run(result)
     summary = json.loads((repo.root / "models" / "gru" / "train.json").read_text())
     # the kill may land while a later checkpoint is being written: resumed from that one or ours
-    assert killed_at <= summary["resumed_from_step"] < 600
+    assert killed_at <= summary["resumed_from_step"] < 300
     assert summary["resumed_from_step"] % 20 == 0
     assert not ckpt.parent.exists(), "the work folder goes once the model is published"
     assert repo.dvc("status", "train@gru").stdout.strip().endswith("up to date.")
@@ -69,7 +69,7 @@ def test_sigkilled_training_resumes_on_next_repro_bit_identical(tmp_path):
              "--out", str(tmp_path / "ref"), "--checkpoints", str(tmp_path / "ref.work"))
     a = load_checkpoint(tmp_path / "ref" / "checkpoint.pt")
     b = load_checkpoint(repo.root / "models" / "gru" / "checkpoint.pt")
-    assert a["step"] == b["step"] == 600
+    assert a["step"] == b["step"] == 300
     for part in ("G", "D", "G_ema"):
         differ = [k for k in a[part] if not torch.equal(a[part][k], b[part][k])]
         assert not differ, f"{part} differs from the uninterrupted run: {differ[:5]}"

