@@ -31,7 +31,10 @@ INPUT_NAME = "z"
 OUTPUT_NAME = "images"
 OPSET = 20              # torch 2.14's dynamo exporter emits 20 natively (no version conversion);
                         # onnxruntime >= 1.17 runs it
-TOLERANCE = 1e-4        # max |onnx - eager| over the check images; outputs are tanh in [-1, 1]
+# max |onnx - eager| over the check images; outputs are tanh in [-1, 1], so 1e-3 is an eighth of
+# a uint8 level. note: a full pipeline run once measured 4.4e-5 on the default LSTM where reruns
+# give 7e-7 (thread-count dependent rounding through the 4-step canvas); export bugs show as 1e-1.
+TOLERANCE = 1e-3
 INPUT_MEANING = "float32 N x z_dim latent noise, standard normal; N is dynamic"
 OUTPUT_MEANING = ("float32 N x 3 x image_size x image_size (NCHW) RGB images in [-1, 1]; "
                   "as uint8: round((x + 1) * 127.5)")

@@ -162,8 +162,8 @@ def test_a_failed_check_writes_nothing_and_keeps_the_old_file(tmp_path, monkeypa
     out.parent.mkdir()
     out.write_bytes(b"old export")
     real_call = export.OnnxGenerator.__call__
-    monkeypatch.setattr(export.OnnxGenerator, "__call__", lambda self, z: real_call(self, z) + 1e-3)
-    message = r"differs from the eager generator .* by 0\.001 > tolerance 0\.0001 .* nothing was written"
+    monkeypatch.setattr(export.OnnxGenerator, "__call__", lambda self, z: real_call(self, z) + 1e-2)
+    message = r"differs from the eager generator .* by 0\.01 > tolerance 0\.001 .* nothing was written"
     with pytest.raises(export.ExportCheckError, match=message):
         export.export_onnx(tmp_path / "generator.pt", out)
     assert out.read_bytes() == b"old export" and [p.name for p in out.parent.iterdir()] == ["generator.onnx"]
@@ -191,7 +191,7 @@ def test_export_stage_writes_the_onnx_file_and_its_summary(tmp_path, monkeypatch
     assert run_stage("export", build, work, stage_args(tmp_path, "sru")) == 0
     summary = json.loads((tmp_path / "exports" / "generator.json").read_text())
     data = (tmp_path / "exports" / "generator.onnx").read_bytes()
-    assert summary["cell"] == "sru" and summary["max_abs_diff"] < summary["tolerance"] == 1e-4
+    assert summary["cell"] == "sru" and summary["max_abs_diff"] < summary["tolerance"] == export.TOLERANCE
     assert summary["sha256"] == hashlib.sha256(data).hexdigest() and summary["check_count"] == 64
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == ["generator.json", "generator.onnx"]
 
