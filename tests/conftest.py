@@ -16,3 +16,15 @@ def server():
     from loopback import running_server
 
     yield from running_server()
+
+
+@pytest.fixture(scope="session")
+def finished_project(tmp_path_factory):
+    """The real `dvc repro` of the default pipeline at tiny params (tests/project.py TINY), run
+    once per session and committed. Read-only: tests that change things work on `clone_repo`."""
+    from project import TINY, make_repo
+
+    r = make_repo(tmp_path_factory.mktemp("finished") / "project", TINY)
+    r.first_repro = r.dvc("repro")
+    r.commit("first repro")
+    return r

@@ -46,6 +46,18 @@ def stages_run(result: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
 
 
+# The default params shrunk so that the whole default pipeline (5 variants) runs in about a minute.
+TINY = {
+    "data": {"count": 240, "image_size": 16, "workers": 2},
+    "model": {"hidden": 16, "nf": 8, "z_dim": 8, "timesteps": 2},
+    "train": {"steps": 6, "batch_size": 16, "log_every": 2, "grid_every": 3},
+    "sample": {"count": 64, "grid": 16},
+    "metrics": {"real_count": 64, "batch_size": 32, "bins": 16, "kid_subsets": 5,
+                "kid_subset_size": 32},
+}
+CELLS = ["rnn", "lstm", "gru", "sru", "dcgan"]   # the default model.variants
+
+
 def make_repo(root: Path, overrides: dict[str, dict]) -> Repo:
     """A git repository at root holding the project's tracked files, params updated by section."""
     for f in project_files():
@@ -58,4 +70,14 @@ def make_repo(root: Path, overrides: dict[str, dict]) -> Repo:
     r = Repo(root)
     r.run("git", "init", "-q")
     r.commit("project")
+    return r
+
+
+def clone_repo(source: Repo, dest: Path) -> Repo:
+    """A git clone of a finished project with a copy of its DVC cache, outputs checked out: a
+    test can change it (experiments, remotes) without touching the session's finished run."""
+    source.run("git", "clone", "-q", str(source.root), str(dest))
+    shutil.copytree(source.root / ".dvc" / "cache", dest / ".dvc" / "cache")
+    r = Repo(dest)
+    r.dvc("checkout", "--quiet")
     return r

@@ -5,27 +5,16 @@ import re
 import numpy as np
 import pytest
 
-from project import Repo, make_repo, stages_run
+from project import CELLS, Repo, clone_repo, stages_run
 
 pytestmark = pytest.mark.e2e
 
-CELLS = ["rnn", "lstm", "gru", "sru", "dcgan"]   # the default model.variants
-TINY = {
-    "data": {"count": 240, "image_size": 16, "workers": 2},
-    "model": {"hidden": 16, "nf": 8, "z_dim": 8, "timesteps": 2},
-    "train": {"steps": 6, "batch_size": 16, "log_every": 2, "grid_every": 3},
-    "sample": {"count": 64, "grid": 16},
-    "metrics": {"real_count": 64, "batch_size": 32, "bins": 16, "kid_subsets": 5,
-                "kid_subset_size": 32},
-}
-
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Repo:
-    r = make_repo(tmp_path_factory.mktemp("project"), TINY)
-    result = r.dvc("repro")
-    r.first_repro = result
-    r.commit("first repro")
+def repo(finished_project, tmp_path_factory) -> Repo:
+    """A clone of the session's finished tiny run: these tests run experiments in it."""
+    r = clone_repo(finished_project, tmp_path_factory.mktemp("pipeline") / "project")
+    r.first_repro = finished_project.first_repro
     return r
 
 
