@@ -19,17 +19,21 @@ import pandas as pd
 from rnngan.config import Params
 from rnngan.io import log, read_json, replace_path
 from rnngan.metrics.histograms import CHANNELS, HSV_CHANNELS, bin_centres, hue_bin_centres
-from rnngan.sampling import save_grid
+from rnngan.grids import make_grid, save_grid
 
-OUTPUTS = ("report.md", "figures", "plots", "metrics.json")
+OUTPUTS = ("report.md", "report.html", "figures", "plots", "metrics.json")
+# What the environment section lists, in this order (distribution names).
+PACKAGES = ("torch", "torchvision", "numpy", "scipy", "opencv-python", "onnxruntime", "torch-fidelity",
+            "dvc", "dvclive")
 
 
 @dataclass(frozen=True)
 class Inputs:
+    raw: Path          # data/raw/<dataset>: the source files (and manifest.json for real datasets)
     prepared: Path     # data/prepared/<dataset>: stats.json, train.npy
     reference: Path    # the reference .npz
     models: Path       # models/<cell>/train.json and live/
-    samples: Path      # samples/<cell>.png
+    samples: Path      # samples/<cell>.png and .npy
     metrics: Path      # metrics/<cell>.json
 
 
@@ -61,23 +65,20 @@ def _number(value: float, digits: int):
 
 
 def headline_values(train: dict, metrics: dict) -> dict:
-    """The flat numbers `dvc metrics diff` and `dvc exp show` compare."""
-    out = {"fid": round(metrics["fid"], 4),
-           "fid_lo": round(metrics["fid_interval"][0], 4), "fid_hi": round(metrics["fid_interval"][1], 4),
-           "kid": round(metrics["kid"], 6),
-           "kid_lo": round(metrics["kid_interval"][0], 6), "kid_hi": round(metrics["kid_interval"][1], 6),
-           "precision": round(metrics["precision"], 4), "recall": round(metrics["recall"], 4),
-           "density": round(metrics["density"], 4), "coverage": round(metrics["coverage"], 4),
-           "spectral_distance": _number(metrics["spectral_distance"], 5),
-           "params_g": train["params_g"], "params_d": train["params_d"],
-           "train_seconds": train["seconds"], "images_per_s": train["images_per_s"]}
-    for channel, d in metrics["histogram_distances"].items():
-        for name, value in d.items():
-            out[f"{name}_{channel}"] = round(value, 6)
-    for channel, d in metrics["hsv_distances"].items():
-        for name, value in d.items():
-            out[f"{name}_{channel}"] = _number(value, 6)
-    return out
+    """The flat numbers `dvc metrics diff` and `dvc exp show` compare: a short list, so the diff
+    stays readable; every other number is in metrics/<cell>.json and the report."""
+    hist, hsv = metrics["histogram_distances"], metrics["hsv_distances"]
+    return {"fid": round(metrics["fid"], 4),
+            "fid_lo": round(metrics["fid_interval"][0], 4), "fid_hi": round(metrics["fid_interval"][1], 4),
+            "kid": round(metrics["kid"], 6),
+            "kid_lo": round(metrics["kid_interval"][0], 6), "kid_hi": round(metrics["kid_interval"][1], 6),
+            "precision": round(metrics["precision"], 4), "recall": round(metrics["recall"], 4),
+            "density": round(metrics["density"], 4), "coverage": round(metrics["coverage"], 4),
+            "w1_grey": round(hist["grey"]["w1"], 4), "w1_hue": _number(hsv["hue"]["w1"], 4),
+            "w1_saturation": _number(hsv["saturation"]["w1"], 4),
+            "spectral_distance": _number(metrics["spectral_distance"], 5),
+            "params_g": train["params_g"], "params_d": train["params_d"],
+            "train_seconds": train["seconds"], "images_per_s": train["images_per_s"]}
 
 
 def significance(params: Params, cells: dict[str, dict]) -> dict:
@@ -130,7 +131,13 @@ def plot_figures(cells: dict[str, dict], figures: Path) -> None:
                          linestyle="--", legend=False)
             ax.set_ylabel("probability")
         ax.set_title(title)
-    fig.tight_layout()
+    # One legend for the three panels, beside them rather than over the curves.
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.legend(handles, labels, title="variant", loc="center right", frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
     fig.savefig(figures / "losses.png", dpi=90)
     plt.close(fig)
 
@@ -191,6 +198,78 @@ def plot_figures(cells: dict[str, dict], figures: Path) -> None:
     plt.close(fig)
 
 
+def provenance(params: Params, raw: Path) -> dict:
+    """Where the images came from: the source files with their MD5s. Real datasets' download
+    stage recorded each file's MD5 and whether it matched the published one (manifest.json);
+    files it did not record (synthfaces, drawn here) are hashed now."""
+    from rnngan.data.download import MANIFEST, md5sum
+
+    manifest = read_json(raw / MANIFEST) if (raw / MANIFEST).is_file() else {"files": {}}
+    files = []
+    for name, f in sorted(manifest.get("files", {}).items()):
+        path = raw / name
+        size = path.stat().st_size if path.is_file() else sum(
+            q.stat().st_size for q in path.rglob("*") if q.is_file()) if path.is_dir() else 0
+        checked = ("matches the published MD5" if f.get("verified") else
+                   "no published MD5" if f.get("published_md5") is None else
+                   f"differs from the published {f['published_md5']} (`data.verify: false`)")
+        files.append({"name": name, "bytes": size, "md5": f.get("md5") or "n/a", "checked": checked})
+    recorded = set(manifest.get("files", {}))
+    for path in sorted(q for q in raw.rglob("*") if q.is_file()):
+        name = path.relative_to(raw).as_posix()
+        if name == MANIFEST or name in recorded or any(name.startswith(r + "/") for r in recorded):
+            continue
+        files.append({"name": name, "bytes": path.stat().st_size, "md5": md5sum(path),
+                      "checked": "hashed by the report"})
+    if params.data.dataset == "synthfaces":
+        origin = (f"procedural faces in CelebA's aligned layout, drawn by `rnngan synthfaces` "
+                  f"({params.data.count:,} faces, seed {params.seed}): an offline stand-in, not a published dataset")
+    elif params.data.source is not None:
+        origin = f"the published files, read from `data.source` = `{params.data.source}`"
+    else:
+        origin = "the published files, downloaded from the publisher"
+    return {"origin": origin, "files": files}
+
+
+def environment() -> dict:
+    """The packages that built the report (training's device and torch are in train.json)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return {"packages": packages, "platform": platform.platform()}
+
+
+def samples_figure(grids: dict[str, np.ndarray], head: str, out: Path, per_row: int = 3) -> None:
+    """The sample grids side by side, each under its name, at one pixel per generated pixel: one
+    PNG, so a page that shrinks it to fit shrinks every grid alike."""
+    import cv2
+
+    side = max(max(g.shape[:2]) for g in grids.values())
+    label_h, gap = 28, 12
+    tiles = []
+    for name, g in grids.items():
+        tile = np.full((label_h + side, side, 3), 255, np.uint8)
+        tile[label_h:label_h + g.shape[0], :g.shape[1]] = g
+        text = f"{name} (headline)" if name == head else name
+        cv2.putText(tile, text, (2, label_h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % per_row)
+    column_gap = np.full((tiles[0].shape[0], gap, 3), 255, np.uint8)
+    rows = [np.hstack([x for t in tiles[r:r + per_row] for x in (t, column_gap)][:-1])
+            for r in range(0, len(tiles), per_row)]
+    row_gap = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
+    canvas = np.vstack([x for r in rows for x in (r, row_gap)][:-1])
+    ok, data = cv2.imencode(".png", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
+        raise RuntimeError(f"could not encode {out}")
+    out.write_bytes(data.tobytes())
+
+
 def write_plot_data(cells: dict[str, dict], plots: Path) -> None:
     """CSV per variant under plots/losses and plots/histograms (dvc.yaml's top-level plots)."""
     (plots / "losses").mkdir(parents=True)
@@ -214,136 +293,226 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 
 def _interval(v: dict, key: str, digits: int, scale: float = 1.0) -> str:
-    return f"[{_fmt(scale * v[key + '_lo'], digits)}, {_fmt(scale * v[key + '_hi'], digits)}]"
+    lo, hi = v.get(key + "_lo"), v.get(key + "_hi")
+    if lo is None or hi is None:
+        return ""
+    return f"[{_fmt(scale * lo, digits)}, {_fmt(scale * hi, digits)}]"
 
 
-def _tier_sentence(cell: str, sig: dict, label: str) -> str:
+def _with_interval(v: dict, key: str, digits: int, scale: float = 1.0) -> str:
+    return f"{_fmt(scale * v[key], digits)} {_interval(v, key, digits, scale)}".rstrip()
+
+
+def _names(cells) -> str:
+    return ", ".join(f"`{c}`" for c in cells)
+
+
+def _tier_of(cell: str, tiers: list[list[str]]) -> int:
+    return next(i for i, t in enumerate(tiers, start=1) if cell in t)
+
+
+def _rank_phrase(cell: str, sig: dict) -> str:
     tiers = sig["tiers"]
     if len(tiers) == 1:
-        return f"No variant's {label} differs significantly from another's."
-    for i, t in enumerate(tiers, start=1):
-        if cell in t:
-            others = [c for c in t if c != cell]
-            tied = f", tied with {', '.join(f'`{c}`' for c in others)}" if others else ""
-            return f"By {label} it is in tier {i} of {len(tiers)}{tied}."
-    return ""
+        return "not separable from the others" if len(tiers[0]) > 1 else "the only variant"
+    i = _tier_of(cell, tiers)
+    others = [c for c in tiers[i - 1] if c != cell]
+    return f"tier {i} of {len(tiers)}" + (f", tied with {_names(others)}" if others else "")
+
+
+def _comparison(sig: dict, a: str, b: str) -> dict | None:
+    """The paired comparison of a and b, oriented as a − b."""
+    for c in sig["comparisons"]:
+        if (c["a"], c["b"]) == (a, b):
+            return c
+        if (c["a"], c["b"]) == (b, a):
+            return {**c, "a": a, "b": b, "difference": -c["difference"], "lo": -c["hi"], "hi": -c["lo"]}
+    return None
+
+
+def verdict(head: str, summary: dict, sig: dict, label: str, metric: str, digits: int,
+            scale: float = 1.0) -> str:
+    """One sentence: which variants are best on `metric`, and where the headline stands."""
+    tiers = sig[metric]["tiers"]
+    best = tiers[0]
+    cells = summary["cells"]
+    if len(tiers) == 1 and len(best) > 1:
+        return f"**{label}:** no variant differs significantly from another."
+    best_text = " and ".join(f"`{c}` {_with_interval(cells[c], metric, digits, scale)}" for c in best)
+    head_text = ("the headline is among them." if head in best else
+                 f"`{head}` is {_rank_phrase(head, sig[metric])}")
+    if head not in best:
+        leader = min(best, key=lambda c: cells[c][metric])
+        cmp = _comparison(sig[metric], head, leader)
+        if cmp is not None:
+            head_text += (f", {_fmt(scale * cmp['difference'], digits)} "
+                          f"[{_fmt(scale * cmp['lo'], digits)}, {_fmt(scale * cmp['hi'], digits)}] "
+                          f"behind `{leader}`.")
+        else:
+            head_text += "."
+    return (f"**{label}:** best {'tier' if len(best) > 1 else 'variant'} "
+            f"{best_text} (significant against every lower tier); {head_text}")
 
 
 def render_markdown(params: Params, cells: dict[str, dict], stats: dict, ref_meta: dict,
-                    summary: dict, sig: dict) -> str:
+                    summary: dict, sig: dict, provenance: dict, env: dict) -> str:
+    """report.md: GitHub markdown, images as relative links under figures/, no raw HTML but
+    <details> (which GitHub keeps)."""
     head = params.model.cell
+    variants = list(params.model.variants)
     h = summary
     m = cells[head]["metrics"]
+    train = cells[head]["train"]
     lines = [
-        f"# rnngan report: {params.data.dataset}, {params.data.image_size}×{params.data.image_size}",
+        f"# rnngan report: `{head}` on {params.data.dataset} {params.data.image_size}×{params.data.image_size}",
         "",
-        f"**Headline variant: `{head}`** — FID {_fmt(h['fid'], 2)} {_interval(h, 'fid', 2)}, "
-        f"KID {_fmt(1000 * h['kid'], 2)} {_interval(h, 'kid', 2, 1000)} (×10⁻³), "
-        f"precision {_fmt(h['precision'], 3)}, recall {_fmt(h['recall'], 3)}, "
-        f"{h['params_g']:,} generator / {h['params_d']:,} discriminator parameters, "
-        f"trained {cells[head]['train']['steps']} steps in {_fmt(h['train_seconds'], 0)} s. "
-        f"{_tier_sentence(head, sig['fid'], 'FID')}",
+        f"| headline `{head}` | FID ↓ | KID ×10⁻³ ↓ | precision ↑ | recall ↑ | G / D parameters | training |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| value [{100 * params.metrics.confidence:.0f}% interval] | {_with_interval(h, 'fid', 2)} | "
+        f"{_with_interval(h, 'kid', 1, 1000)} | {_fmt(h['precision'], 3)} | {_fmt(h['recall'], 3)} | "
+        f"{h['params_g']:,} / {h['params_d']:,} | {train['steps']} steps, {_fmt(h['train_seconds'], 0)} s |",
         "",
-        f"Features: `{params.metrics.features}` ({ref_meta['feature_dim']}-d), "
-        f"{m['count']} generated against {ref_meta['count']} real training images."
-        + (" `randinit` features are a fixed-seed random network: FID/KID values are comparable "
-           "between runs of this project, not with published Inception FID numbers."
-           if params.metrics.features == "randinit" else "")
-        + f" Intervals are {100 * params.metrics.confidence:.0f}% bootstrap intervals "
-          f"({params.metrics.bootstrap} rounds resampling both the real and the generated set); "
-          "a FID interval says how much the number moves when the samples are redrawn (bootstrap "
-          "FID is biased upward, so it is re-centred on the point estimate). KID is the unbiased "
-          "estimate over all pairs.",
+        "- " + verdict(head, summary, sig, "FID", "fid", 2),
+        "- " + verdict(head, summary, sig, "KID ×10⁻³", "kid", 1, 1000),
+        "",
+        f"{m['count']:,} generated against {ref_meta['count']:,} real training images, "
+        f"`{params.metrics.features}` features ({ref_meta['feature_dim']}-d)."
+        + (" `randinit` is a fixed-seed random network: these FID/KID values compare runs of this "
+           "project, not published Inception FIDs." if params.metrics.features == "randinit" else "")
+        + f" Intervals: {params.metrics.bootstrap} bootstrap rounds resampling both sets; a FID "
+          "interval says how much the number moves when the samples are redrawn (re-centred on the "
+          "point estimate, since bootstrap FID is biased upward). Tiers split only where a paired "
+          "difference is significant.",
         "",
         "## All variants",
         "",
         ("Parameter counts are matched to the LSTM variant's within 5% (`model.match_params: true`)."
          if params.model.match_params else
          "Parameter counts are as configured, not matched (`model.match_params: false`): weigh the "
-         "comparison by the counts below."),
+         "comparison by the counts."),
         "",
-        "| variant | G / D params | train s | images/s | FID | KID ×10⁻³ | precision | recall | density | coverage |",
+        "| variant | G / D params | train s | images/s | FID | KID ×10⁻³ | precision | recall | W1 grey | spectral |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for c in params.model.variants:
+    for c in variants:
         v = summary["cells"][c]
         name = f"**{c}**" if c == head else c
         lines.append(
             f"| {name} | {v['params_g'] / 1e3:,.0f}k / {v['params_d'] / 1e3:,.0f}k | {_fmt(v['train_seconds'], 0)} | "
-            f"{_fmt(v['images_per_s'], 0)} | {_fmt(v['fid'], 2)} {_interval(v, 'fid', 2)} | "
-            f"{_fmt(1000 * v['kid'], 1)} {_interval(v, 'kid', 1, 1000)} | {_fmt(v['precision'], 3)} | "
-            f"{_fmt(v['recall'], 3)} | {_fmt(v['density'], 3)} | {_fmt(v['coverage'], 3)} |")
-    lines += ["", "## Which variant is better", ""]
+            f"{_fmt(v['images_per_s'], 0)} | {_with_interval(v, 'fid', 2)} | {_with_interval(v, 'kid', 1, 1000)} | "
+            f"{_fmt(v['precision'], 3)} | {_fmt(v['recall'], 3)} | {_fmt(v['w1_grey'], 2)} | "
+            f"{_fmt(v['spectral_distance'], 3)} |")
+    lines += ["", "FID and KID: lower is better; precision (fidelity) and recall (diversity), k-NN "
+              f"manifolds with k = {params.metrics.nearest_k}: higher is better. W1 grey: Wasserstein "
+              "distance between grey-level histograms, in grey levels. Spectral: mean |log10 ratio| of "
+              "the radially averaged power spectra, in decades.", ""]
+
+    lines += ["## Samples", "",
+              "The same noise (`sample.seed`) for every variant, from its EMA generator, at one scale; "
+              "real training images first.", "", "![samples, real and every variant](figures/samples.png)", "",
+              "Full-size grids: " + " · ".join(f"[{n}](figures/samples_{n}.png)" for n in ["real"] + variants), ""]
+
+    lines += ["## Which variant is better", ""]
     for metric, label in (("fid", "FID"), ("kid", "KID")):
         tiers = sig[metric]["tiers"]
-        lines.append(f"- **{label}**, best first, a new tier only where the difference is significant "
-                     f"(paired bootstrap, Bonferroni over {len(sig[metric]['comparisons'])} pairs): "
-                     + " > ".join("{" + ", ".join(f"`{c}`" for c in t) + "}" for t in tiers))
-    lines += ["", "| pair | FID difference | interval | significant | KID ×10⁻³ difference | interval | significant |",
-              "| --- | ---: | --- | --- | ---: | --- | --- |"]
+        lines.append(f"- **{label}**, best first: "
+                     + " > ".join("{" + _names(t) + "}" for t in tiers))
+    n_pairs = len(sig["fid"]["comparisons"])
+    lines += ["", f"Paired bootstrap differences a − b as written (positive: b is better), {100 * params.metrics.confidence:.0f}% "
+              f"intervals Bonferroni-adjusted over {n_pairs} pairs; *significant* when the interval excludes 0.", "",
+              "| pair | FID difference | significant | KID ×10⁻³ difference | significant |",
+              "| --- | ---: | --- | ---: | --- |"]
     for cf, ck in zip(sig["fid"]["comparisons"], sig["kid"]["comparisons"]):
         lines.append(
-            f"| `{cf['a']}` − `{cf['b']}` | {_fmt(cf['difference'], 2)} | [{_fmt(cf['lo'], 2)}, {_fmt(cf['hi'], 2)}] | "
-            f"{'yes: ' + cf['better'] if cf['significant'] else 'no'} | {_fmt(1000 * ck['difference'], 2)} | "
-            f"[{_fmt(1000 * ck['lo'], 2)}, {_fmt(1000 * ck['hi'], 2)}] | "
-            f"{'yes: ' + ck['better'] if ck['significant'] else 'no'} |")
+            f"| `{cf['a']}` − `{cf['b']}` | {_fmt(cf['difference'], 2)} [{_fmt(cf['lo'], 2)}, {_fmt(cf['hi'], 2)}] | "
+            f"{'yes: `' + cf['better'] + '`' if cf['significant'] else 'no'} | "
+            f"{_fmt(1000 * ck['difference'], 1)} [{_fmt(1000 * ck['lo'], 1)}, {_fmt(1000 * ck['hi'], 1)}] | "
+            f"{'yes: `' + ck['better'] + '`' if ck['significant'] else 'no'} |")
+
     lines += ["", "## Image statistics", "",
-              "Distances between the real and each variant's pixel statistics: grey-level histogram "
-              "(W1 in grey levels, JS in bits, KS), hue (chroma-weighted; circular W1 in degrees, "
-              "Kuiper's statistic as KS), saturation (W1 in levels), and the radially averaged power "
-              "spectrum (mean |log10 ratio| over frequencies, in decades).", "",
-              "| variant | W1 grey | JS grey | KS grey | W1 hue (°) | KS hue | W1 saturation | spectral distance |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for c in params.model.variants:
+              "How far each variant's pixel statistics are from the real images': density and coverage "
+              "(Naeem 2020: fidelity and diversity on the same k-NN manifolds), grey-level histogram "
+              "(JS in bits, KS), hue (chroma-weighted; circular W1 in degrees), saturation (W1 in levels).", "",
+              "| variant | density | coverage | JS grey | KS grey | W1 hue (°) | W1 saturation |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for c in variants:
         v = summary["cells"][c]
+        d = cells[c]["metrics"]
         lines.append(
-            f"| {c} | {_fmt(v['w1_grey'], 2)} | {_fmt(v['js_grey'], 4)} | {_fmt(v['ks_grey'], 3)} | "
-            f"{_fmt(v['w1_hue'], 1)} | {_fmt(v['ks_hue'], 3)} | {_fmt(v['w1_saturation'], 2)} | "
-            f"{_fmt(v['spectral_distance'], 3)} |")
-    lines += ["", "## Samples", "",
-              "Each grid: the first images drawn from the EMA generator with `sample.seed`, the same "
-              "noise for every variant; real training images for comparison.", ""]
-    names = ["real"] + list(params.model.variants)
-    lines.append("| " + " | ".join(names) + " |")
-    lines.append("| " + " | ".join(":---:" for _ in names) + " |")
-    lines.append("| " + " | ".join(f"![{n}](figures/samples_{n}.png)" for n in names) + " |")
-    lines += ["", "## Histograms", "",
-              "Grey-level and per-channel histograms of generated images (lines) over the real "
-              "images' (grey fill).", "", "![histograms](figures/histograms.png)", "",
-              "![hue and saturation](figures/hsv.png)", "",
+            f"| {c} | {_fmt(v['density'], 3)} | {_fmt(v['coverage'], 3)} | "
+            f"{_fmt(d['histogram_distances']['grey']['js'], 4)} | {_fmt(d['histogram_distances']['grey']['ks'], 3)} | "
+            f"{_fmt(v['w1_hue'], 1)} | {_fmt(v['w1_saturation'], 2)} |")
+    lines += ["", "Histograms of generated images (lines) over the real images' (grey fill):", "",
+              "![grey and RGB histograms](figures/histograms.png)", "",
+              "![hue and saturation histograms](figures/hsv.png)", "",
+              "Radially averaged power spectra (upsampling artefacts show as high-frequency bumps):", "",
               "![power spectra](figures/spectra.png)", "",
-              "| cell | channel | W1 | JS (bits) | KS |", "| --- | --- | ---: | ---: | ---: |"]
-    for c in params.model.variants:
+              "<details><summary>Per-channel histogram distances and colour moments</summary>", "",
+              "| variant | channel | W1 | JS (bits) | KS |", "| --- | --- | ---: | ---: | ---: |"]
+    for c in variants:
         for channel, d in cells[c]["metrics"]["histogram_distances"].items():
             lines.append(f"| {c} | {channel} | {_fmt(d['w1'], 2)} | {_fmt(d['js'], 4)} | {_fmt(d['ks'], 3)} |")
-    lines += ["", "## Colour moments", "", "| source | channel | mean | std | skewness |",
-              "| --- | --- | ---: | ---: | ---: |"]
-    real_m = m["colour_moments"]["real"]
-    for ch, v in real_m.items():
+        for channel, d in cells[c]["metrics"]["hsv_distances"].items():
+            lines.append(f"| {c} | {channel} | {_fmt(_number(d['w1'], 6), 2)} | {_fmt(_number(d['js'], 6), 4)} | "
+                         f"{_fmt(_number(d['ks'], 6), 3)} |")
+    lines += ["", "| source | channel | mean | std | skewness |", "| --- | --- | ---: | ---: | ---: |"]
+    for ch, v in m["colour_moments"]["real"].items():
         lines.append(f"| real | {ch} | {_fmt(v['mean'], 1)} | {_fmt(v['std'], 1)} | {_fmt(v['skew'], 2)} |")
-    for c in params.model.variants:
+    for c in variants:
         for ch, v in cells[c]["metrics"]["colour_moments"]["generated"].items():
             lines.append(f"| {c} | {ch} | {_fmt(v['mean'], 1)} | {_fmt(v['std'], 1)} | {_fmt(v['skew'], 2)} |")
-    lines += ["", "## Training", "", "![losses](figures/losses.png)", "",
-              "## Data provenance", "",
-              f"- dataset `{params.data.dataset}`, {stats.get('total', '?')} images kept "
-              f"({', '.join(f'{k} {v}' for k, v in stats.get('counts', {}).items())}), "
-              f"{len(stats.get('skipped', []))} skipped"]
-    for s in stats.get("skipped", [])[:20]:
-        lines.append(f"  - `{s['image']}`: {s['reason']}")
-    import torch
+    lines += ["", "</details>", ""]
 
-    train0 = cells[head]["train"]
-    lines += [f"- reference: {ref_meta['count']} real images from `{ref_meta['source']}`", "",
-              "## Environment", "",
-              f"- python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
-              f"device `{train0['device']}` ({train0['threads']} CPU threads)",
-              f"- {platform.platform()}", ""]
+    lines += ["## Training", "",
+              "Losses and D's mean outputs per logged step (`train.log_every`); "
+              "`dvc plots diff main` overlays them across revisions.", "",
+              "![losses](figures/losses.png)", ""]
+    lines += render_provenance(params, stats, ref_meta, provenance)
+    lines += render_environment(cells, variants, env)
     return "\n".join(lines)
+
+
+def render_provenance(params: Params, stats: dict, ref_meta: dict, provenance: dict) -> list[str]:
+    counts = ", ".join(f"{k} {v:,}" for k, v in stats.get("counts", {}).items())
+    skipped = stats.get("skipped", [])
+    lines = ["## Data provenance", "",
+             f"- **dataset** `{params.data.dataset}`: {provenance['origin']}",
+             f"- **prepared** {stats.get('total', 0):,} images at {params.data.image_size} px, crop "
+             f"`{stats.get('crop', '?')}` ({counts}); **{len(skipped)} skipped**"
+             + (f", {stats['left_out_by_limit']:,} left out by `data.limit`" if stats.get("left_out_by_limit") else ""),
+             f"- **reference statistics**: {ref_meta['count']:,} real images of `{ref_meta['source']}`",
+             "", "| source file | bytes | MD5 | checked |", "| --- | ---: | --- | --- |"]
+    for f in provenance["files"]:
+        lines.append(f"| `{f['name']}` | {f['bytes']:,} | `{f['md5']}` | {f['checked']} |")
+    if skipped:
+        lines += ["", f"<details><summary>{len(skipped)} skipped images</summary>", ""]
+        lines += [f"- `{s['image']}`: {s['reason']}" for s in skipped[:200]]
+        if len(skipped) > 200:
+            lines.append(f"- … and {len(skipped) - 200} more (data/prepared/{params.data.dataset}/stats.json)")
+        lines += ["", "</details>"]
+    return lines + [""]
+
+
+def render_environment(cells: dict[str, dict], variants: list[str], env: dict) -> list[str]:
+    lines = ["## Environment", "",
+             "| variant | trained on | device | precision | processes × threads | torch |",
+             "| --- | --- | --- | --- | ---: | --- |"]
+    for c in variants:
+        t = cells[c]["train"]
+        e = t.get("environment", {})
+        torch_build = e.get("torch", "not recorded")
+        if e.get("cuda") and t["device"].startswith("cuda"):
+            torch_build += f" (CUDA {e['cuda']})"
+        lines.append(f"| {c} | {e.get('device_name', 'not recorded')} | `{t['device']}` | {t.get('precision', 'fp32')} | "
+                     f"{t.get('processes', 1)} × {t.get('threads', '?')} | {torch_build} |")
+    lines += ["", "Report built with " + ", ".join(f"{k} {v}" for k, v in env["packages"].items())
+              + f" on {env['platform']}.", ""]
+    return lines
 
 
 def write_report(params: Params, inputs: Inputs, out_dir: Path) -> dict:
     from rnngan.evaluation import load_reference
+    from rnngan.report_html import markdown_to_html
 
     cells = collect(params, inputs)
     stats = read_json(inputs.prepared / "stats.json")
@@ -361,10 +530,17 @@ def write_report(params: Params, inputs: Inputs, out_dir: Path) -> dict:
         real = np.load(inputs.prepared / "train.npy", mmap_mode="r")
         grid = int(np.sqrt(params.sample.grid)) ** 2
         save_grid(np.asarray(real[:grid]), figures / "samples_real.png", scale=2)
+        grids = {"real": make_grid(np.asarray(real[:grid]))}
+        for c in params.model.variants:
+            grids[c] = make_grid(np.asarray(np.load(inputs.samples / f"{c}.npy", mmap_mode="r")[:grid]))
+        samples_figure(grids, params.model.cell, figures / "samples.png")
         plot_figures(cells, figures)
         write_plot_data(cells, stage / "plots")
         (stage / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-        (stage / "report.md").write_text(render_markdown(params, cells, stats, ref_meta, summary, sig))
+        markdown = render_markdown(params, cells, stats, ref_meta, summary, sig,
+                                   provenance(params, inputs.raw), environment())
+        (stage / "report.md").write_text(markdown)
+        (stage / "report.html").write_text(markdown_to_html(markdown, stage))
         for name in OUTPUTS:
             replace_path(stage / name, out_dir / name, aside=stage / f".previous-{name}")
     log.info("report for %d variants (headline %s) -> %s", len(cells), params.model.cell, out_dir)

@@ -104,8 +104,13 @@ def g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     for pe, p in zip(ema.parameters(), model.parameters()):
         pe.lerp_(p, 1.0 - decay)
-    for be, b in zip(ema.buffers(), model.buffers()):   # BatchNorm statistics: copied, not averaged
-        be.copy_(b)
+    copy_buffers(ema, model)   # BatchNorm statistics: copied, not averaged
+
+
+@torch.no_grad()
+def copy_buffers(dst: torch.nn.Module, src: torch.nn.Module) -> None:
+    for bd, bs in zip(dst.buffers(), src.buffers()):
+        bd.copy_(bs)
 
 
 def ema_decay(step: int, decay: float) -> float:
@@ -624,7 +629,7 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
         if step % cfg.grid_every == 0 or last:
             if d.world > 1:
                 average_buffers(run.G, d)
-                _copy_buffers(run.G_ema, run.G)
+                copy_buffers(run.G_ema, run.G)
             if d.main:
                 with torch.no_grad():
                     grid = to_uint8(run.G_ema(fixed_z))
@@ -638,7 +643,7 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
 
     if d.world > 1:
         average_buffers(run.G, d)
-        _copy_buffers(run.G_ema, run.G)
+        copy_buffers(run.G_ema, run.G)
         check_ranks_agree(run.G, d)
     summary = {"cell": cfg.net.cell, "params_g": n_g, "params_d": n_d, "steps": cfg.steps,
                "batch_size": cfg.batch_size, "seconds": round(run.seconds, 2),
@@ -646,7 +651,7 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
                                      / max(time.perf_counter() - started, 1e-9), 1),
                "resumed_from_step": first_step - 1, "device": str(device), "processes": d.world,
                "precision": "bf16" if uses_bf16(device, cfg.precision) else "fp32",
-               "threads": threads, "net": dataclasses.asdict(cfg.net)}
+               "threads": threads, "environment": environment(device), "net": dataclasses.asdict(cfg.net)}
     if d.main:
         live.end()
         _publish(run, out_dir, work_dir, data, sampler, summary)
@@ -656,10 +661,27 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
     return summary
 
 
-@torch.no_grad()
-def _copy_buffers(dst: torch.nn.Module, src: torch.nn.Module) -> None:
-    for bd, bs in zip(dst.buffers(), src.buffers()):
-        bd.copy_(bs)
+def environment(device: torch.device) -> dict:
+    """What trained the model, for the report: the device's name and the torch build."""
+    import platform
+
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = _cpu_model() or platform.processor() or platform.machine()
+    return {"device_name": name, "torch": torch.__version__, "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def _barrier(d: Dist) -> None:

@@ -1,4 +1,4 @@
-"""DVC stage `report`: reports/report.md, figures, plot data and metrics.json for the PR."""
+"""DVC stage `report`: reports/report.md and report.html, figures, plot data and metrics.json for the PR."""
 import sys
 from pathlib import Path
 
@@ -6,6 +6,7 @@ from rnngan.stage import run_stage
 
 
 def build(parser):
+    parser.add_argument("--raw", type=Path, required=True, help="data/raw/<dataset> (source files)")
     parser.add_argument("--prepared", type=Path, required=True, help="data/prepared/<dataset>")
     parser.add_argument("--reference", type=Path, required=True, help="reference .npz")
     parser.add_argument("--models", type=Path, required=True, help="models/ (one folder per cell)")
@@ -17,7 +18,7 @@ def build(parser):
 def work(params, args):
     from rnngan.report import Inputs, write_report
 
-    write_report(params, Inputs(args.prepared, args.reference, args.models, args.samples,
+    write_report(params, Inputs(args.raw, args.prepared, args.reference, args.models, args.samples,
                                 args.metrics), args.out)
 
 

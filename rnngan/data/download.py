@@ -73,6 +73,10 @@ _TRANSIENT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
               ProtocolError, http.client.IncompleteRead, _Transient)
 
 
+# The record the download stage writes beside the files: each file's origin and MD5, and whether
+# that matched the published MD5 (rnngan.data.sources writes it, the report reads it).
+MANIFEST = "manifest.json"
+
 def md5sum(path: Path, progress_desc: str | None = None) -> str:
     """The md5 of a file, read in 1 MiB blocks; a bytes progress bar when progress_desc is given."""
     path = Path(path)

@@ -32,7 +32,7 @@ from rnngan.data import download as dl
 from rnngan.data import preprocess as pp
 from rnngan.io import atomic_path, log, progress, write_json
 
-MANIFEST = "manifest.json"
+MANIFEST = dl.MANIFEST
 
 
 class SourceError(ValueError):
