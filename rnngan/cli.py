@@ -92,6 +92,57 @@ def _generate_torch(path: Path, count: int, seed: int, device: str):
 
 
 @app.command()
+def compare(
+    json_file: Path | None = typer.Option(None, "--json", help="a saved `dvc exp show --json` output "
+                                          "('-' = stdin) instead of running it here"),
+    all_commits: bool = typer.Option(False, "--all-commits", "-A", help="all experiments in the repository "
+                                     "(dvc exp show -A; overrides --rev and -n)"),
+    rev: list[str] | None = typer.Option(None, "--rev", help="experiments derived from this commit "
+                                         "(HEAD by default); repeatable, as in dvc exp show"),
+    num: int = typer.Option(1, "--num", "-n", help="experiments from the last N commits from --rev "
+                            "(negative: all first-parent commits), as in dvc exp show"),
+    variants: bool = typer.Option(False, "--variants", help="one row per variant (`cells.*`) of each "
+                                  "experiment, not the headline (`model.cell`) only"),
+    fmt: str = typer.Option("md", "--format", help="md (GitHub markdown) | html (a standalone page) | csv | json"),
+    out: Path | None = typer.Option(None, "--out", help="write here (atomically) instead of to stdout"),
+    metrics_file: str = typer.Option("reports/metrics.json", "--metrics-file",
+                                     help="the metrics file to read, as dvc exp show names it"),
+) -> None:
+    """Compare DVC experiments and revisions (e.g. a queued sweep) in the report's table, sorted by FID."""
+    import sys
+
+    from rnngan import compare as cmp
+
+    if fmt not in cmp.FORMATS:
+        _fail(f"--format {fmt!r} must be one of: {', '.join(cmp.FORMATS)}")
+    try:
+        if json_file is not None:
+            if all_commits or rev or num != 1:
+                _fail("--all-commits/--rev/-n select what `dvc exp show` reads; with --json pass them "
+                      "to the `dvc exp show --json` that wrote the file")
+            if str(json_file) == "-":
+                data = cmp.load_exp_show(sys.stdin.read(), "stdin")
+            elif not json_file.is_file():
+                _fail(f"--json {json_file}: no such file")
+            else:
+                data = cmp.load_exp_show(json_file.read_text(), str(json_file))
+        else:
+            data = cmp.exp_show(all_commits=all_commits, revs=rev, num=num)
+        rows, notes = cmp.parse_exp_show(data, metrics_file, variants=variants)
+        text = cmp.render(cmp.compare(rows, notes, metrics_file=metrics_file, variants=variants), fmt)
+    except cmp.CompareError as exc:
+        _fail(str(exc))
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    from rnngan.io import atomic_path
+
+    with atomic_path(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
 def info() -> None:
     """Print versions and the device training would use."""
     import platform

@@ -168,6 +168,23 @@ def quiet_exporter_logs():
             lg.setLevel(level)
 
 
+def strip_exporter_metadata(model) -> int:
+    """Drop the exporter's per-node `pkg.torch.onnx.*` metadata (stack traces with the absolute
+    paths of the source files, names of the traced Python objects): it leaks the author's paths
+    into a shared file and makes the bytes depend on where the project was checked out.
+    Returns how many entries were dropped."""
+    import onnx_ir as ir
+
+    dropped = 0
+    graphs = [model.graph, *model.functions.values()]
+    for graph in graphs:
+        for node in ir.traversal.RecursiveGraphIterator(graph):
+            for key in [k for k in node.metadata_props if k.startswith("pkg.torch.onnx.")]:
+                del node.metadata_props[key]
+                dropped += 1
+    return dropped
+
+
 def export_onnx(generator_path: str | Path, out_path: str | Path, check_count: int = 64, seed: int = 0,
                 batch: int = 2, tolerance: float = TOLERANCE, expect_cell: str | None = None) -> dict:
     """Export the EMA generator in `generator_path` to ONNX at `out_path`, checked; return a summary.
@@ -199,6 +216,7 @@ def export_onnx(generator_path: str | Path, out_path: str | Path, check_count: i
             G, (example,), dynamo=True, opset_version=OPSET, verbose=False,   # verbose: no step banners
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False)
+    strip_exporter_metadata(program.model)
     program.model.metadata_props.update(metadata(cfg.cell, cfg.z_dim, cfg.image_size, config))
     opset = program.model.opset_imports[""]
 

@@ -93,6 +93,15 @@ def test_exported_file_carries_the_metadata_a_reader_needs(exported):
     assert batch_dim.dim_param and not batch_dim.HasField("dim_value")     # dynamic, not traced 2
 
 
+def test_exported_file_holds_no_source_paths_of_the_machine_that_exported_it(exported):
+    _, path, _, _ = exported
+    model = onnx.load(str(path))
+    nodes = list(model.graph.node) + [n for f in model.functions for n in f.node]
+    assert nodes and not [p.key for n in nodes for p in n.metadata_props if p.key.startswith("pkg.torch.onnx.")]
+    data = path.read_bytes()
+    assert str(PROJECT).encode() not in data and b"networks.py" not in data
+
+
 def test_numpy_uint8_matches_the_torch_version():
     rng = np.random.default_rng(0)
     x = rng.uniform(-1.2, 1.2, (4, 3, 5, 5)).astype(np.float32)
