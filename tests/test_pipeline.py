@@ -89,6 +89,26 @@ def test_report_and_metrics_json_have_every_key(repo):
     assert "reports/plots/losses" in plots.stdout
 
 
+def test_plots_diff_overlays_losses_histograms_and_spectra_of_every_variant(repo):
+    out = json.loads(repo.dvc("plots", "diff", "HEAD", "--json").stdout)
+    for family in ("losses", "histograms", "spectra"):
+        for c in CELLS:
+            entry = out["data"][f"reports/plots/{family}/{c}.csv"][0]
+            assert set(entry["revisions"]) == {"workspace", "HEAD"}
+            assert entry["content"]["data"]["values"], (family, c)
+
+
+def test_metrics_diff_is_one_markdown_row_per_headline_and_variant_number(repo):
+    md = repo.dvc("metrics", "diff", "HEAD~1", "--md").stdout.strip().splitlines()
+    assert md[0].replace(" ", "") == "|Path|Metric|HEAD~1|workspace|Change|"
+    metrics = {row.split("|")[2].strip() for row in md[2:]}
+    summary = json.loads((repo.root / "reports/metrics.json").read_text())
+    flat = {k for k in summary if k != "cells"} | {f"cells.{c}.{k}" for c, v in summary["cells"].items() for k in v}
+    assert len(md) - 2 == len(metrics) and metrics == flat
+    # the headline's 4 labels and 20 numbers, and each variant's 20: short enough to read in a PR
+    assert len(summary["cells"]["gru"]) == 20 and len(flat) == 24 + 5 * 20
+
+
 def test_second_repro_is_a_noop(repo):
     result = repo.dvc("repro")
     assert stages_run(result) == set()
