@@ -365,7 +365,8 @@ def table(c: Comparison) -> tuple[list[str], list[list[str]]]:
 
 def _intro(c: Comparison) -> str:
     what = "every variant (`cells.*`)" if c.variants else "the headline variant (`model.cell`)"
-    return (f"{len(c.rows)} rows from `{c.metrics_file}`, {what} of each revision or experiment, "
+    rows = f"{len(c.rows)} row" + ("" if len(c.rows) == 1 else "s")
+    return (f"{rows} from `{c.metrics_file}`, {what} of each revision or experiment, "
             "sorted by FID (lower is better).")
 
 
