@@ -15,7 +15,8 @@ TINY = {
     "model": {"cell": "gru", "variants": ["gru"], "hidden": 16, "nf": 8, "z_dim": 8, "timesteps": 2},
     "train": {"steps": 4, "batch_size": 8, "log_every": 2, "grid_every": 2},
     "sample": {"count": 32, "grid": 16},
-    "metrics": {"real_count": 32, "batch_size": 16, "bins": 16, "kid_subsets": 3, "kid_subset_size": 8},
+    "metrics": {"real_count": 32, "batch_size": 16, "bins": 16, "kid_subsets": 3, "kid_subset_size": 8,
+                "bootstrap": 10},
 }
 
 

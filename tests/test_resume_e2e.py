@@ -22,7 +22,7 @@ TINY = {
     "train": {"steps": 300, "batch_size": 16, "log_every": 20, "grid_every": 100, "checkpoint_every": 20,
               "device": "cpu", "threads": 1},
     "sample": {"count": 200, "grid": 16},
-    "metrics": {"real_count": 200, "kid_subsets": 5, "kid_subset_size": 100},
+    "metrics": {"real_count": 200, "kid_subsets": 5, "kid_subset_size": 100, "bootstrap": 10},
 }
 
 
