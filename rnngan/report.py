@@ -205,19 +205,29 @@ def provenance(params: Params, raw: Path) -> dict:
     from rnngan.data.download import MANIFEST, md5sum
 
     manifest = read_json(raw / MANIFEST) if (raw / MANIFEST).is_file() else {"files": {}}
+    recorded = manifest.get("files", {})
+    # what a manifest entry covers: the file itself, a folder of that name, or the members an
+    # archive was unpacked into (LSUN's LMDB zips)
+    covered = {name: [name, *f.get("unpacked", [])] for name, f in recorded.items()}
     files = []
-    for name, f in sorted(manifest.get("files", {}).items()):
-        path = raw / name
-        size = path.stat().st_size if path.is_file() else sum(
-            q.stat().st_size for q in path.rglob("*") if q.is_file()) if path.is_dir() else 0
-        checked = ("matches the published MD5" if f.get("verified") else
-                   "no published MD5" if f.get("published_md5") is None else
-                   f"differs from the published {f['published_md5']} (`data.verify: false`)")
+    for name, f in sorted(recorded.items()):
+        paths = [raw / n for n in covered[name]]
+        size = sum(q.stat().st_size for p in paths if p.exists()
+                   for q in ([p] if p.is_file() else p.rglob("*")) if q.is_file())
+        verified = f.get("verified")
+        if isinstance(verified, str):        # how it was checked, where no MD5 is published
+            checked = verified
+        elif f.get("published_md5") is None:
+            checked = "no published MD5"
+        elif verified:
+            checked = "matches the published MD5"
+        else:
+            checked = f"differs from the published {f['published_md5']} (`data.verify: false`)"
         files.append({"name": name, "bytes": size, "md5": f.get("md5") or "n/a", "checked": checked})
-    recorded = set(manifest.get("files", {}))
+    listed = {n for names in covered.values() for n in names}
     for path in sorted(q for q in raw.rglob("*") if q.is_file()):
         name = path.relative_to(raw).as_posix()
-        if name == MANIFEST or name in recorded or any(name.startswith(r + "/") for r in recorded):
+        if name == MANIFEST or name in listed or any(name.startswith(n + "/") for n in listed):
             continue
         files.append({"name": name, "bytes": path.stat().st_size, "md5": md5sum(path),
                       "checked": "hashed by the report"})

@@ -78,6 +78,22 @@ def test_provenance_uses_the_download_manifest_and_hashes_files_it_does_not_list
     assert rows["extra.txt"]["checked"] == "hashed by the report"
 
 
+def test_provenance_of_lsun_counts_the_unpacked_lmdb_and_says_how_it_was_checked(tmp_path):
+    """LSUN's zips are unpacked into LMDB folders and deleted; the manifest lists the members and
+    says they were CRC-checked (LSUN publishes no MD5s): no 'matches', no rehashing of data.mdb."""
+    raw = tmp_path / "raw"
+    (raw / "bedroom_train_lmdb").mkdir(parents=True)
+    (raw / "bedroom_train_lmdb" / "data.mdb").write_bytes(b"x" * 100)
+    (raw / "bedroom_train_lmdb" / "lock.mdb").write_bytes(b"y" * 8)
+    (raw / "manifest.json").write_text(json.dumps({"files": {"bedroom_train_lmdb.zip": {
+        "origin": "downloaded", "unpacked": ["bedroom_train_lmdb/data.mdb", "bedroom_train_lmdb/lock.mdb"],
+        "verified": "CRC-32 of every member (LSUN publishes no checksums)"}}}))
+    p = provenance(parse_params({"data": {"dataset": "lsun_bedroom"}}), raw)
+    assert p["files"] == [{"name": "bedroom_train_lmdb.zip", "bytes": 108, "md5": "n/a",
+                           "checked": "CRC-32 of every member (LSUN publishes no checksums)"}]
+    assert p["origin"] == "the published files, downloaded from the publisher"
+
+
 def test_provenance_of_synthfaces_says_it_is_drawn_not_published(tmp_path):
     (tmp_path / "img_align_celeba.zip").write_bytes(b"zip")
     p = provenance(parse_params({}), tmp_path)
