@@ -28,6 +28,9 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from rnngan.formatting import NA, with_interval
+from rnngan.formatting import fmt as _fmt
+
 # What a row carries from the metrics file: the headline's top level, or one `cells.<cell>`.
 METRIC_KEYS = ("fid", "fid_lo", "fid_hi", "kid", "kid_lo", "kid_hi", "precision", "recall",
                "density", "coverage", "spectral_distance", "w1_grey", "params_g", "params_d",
@@ -36,7 +39,6 @@ METRIC_KEYS = ("fid", "fid_lo", "fid_hi", "kid", "kid_lo", "kid_hi", "precision"
 RUN_KEYS = ("dataset", "image_size", "features")
 FORMATS = ("md", "html", "csv", "json")
 NO_NUMBERS = {"queued": "queued: not run yet", "running": "still running"}
-NA = "n/a"
 
 
 class CompareError(ValueError):
@@ -279,10 +281,7 @@ def compare(rows: list[Row], notes: list[str] = (), metrics_file: str = "reports
     confs = {r.params.get("metrics.confidence") for r in rows if r.number("fid") is not None}
     conf = (f"{100 * _num(next(iter(confs))):g}%" if len(confs) == 1 and _num(next(iter(confs))) is not None
             else "their stated")
-    interval = ""
-    if best.number("fid_lo") is not None and best.number("fid_hi") is not None:
-        interval = f" [{_fmt(best.number('fid_lo'), 2)}, {_fmt(best.number('fid_hi'), 2)}]"
-    out_notes.append(f"Best FID: {_label(best)}, {_fmt(best.number('fid'), 2)}{interval}.")
+    out_notes.append(f"Best FID: {_label(best)}, {_interval(best, 'fid', 2)}.")
     if overlapping:
         out_notes.append(f"FID intervals overlapping the best's: {', '.join(_label(r) for r in overlapping)}. "
                          f"From these numbers they are not separable from the best at {conf} confidence.")
@@ -308,10 +307,6 @@ def compare(rows: list[Row], notes: list[str] = (), metrics_file: str = "reports
 
 # --- rendering ------------------------------------------------------------------------------
 
-def _fmt(x: float | None, digits: int) -> str:
-    return NA if x is None else f"{x:.{digits}f}"
-
-
 def _param_text(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -325,11 +320,7 @@ def _param_text(v: Any) -> str:
 
 
 def _interval(r: Row, key: str, digits: int, scale: float = 1.0) -> str:
-    value, lo, hi = r.number(key), r.number(f"{key}_lo"), r.number(f"{key}_hi")
-    text = _fmt(None if value is None else scale * value, digits)
-    if value is not None and lo is not None and hi is not None:
-        text += f" [{_fmt(scale * lo, digits)}, {_fmt(scale * hi, digits)}]"
-    return text
+    return with_interval(r.number(key), r.number(f"{key}_lo"), r.number(f"{key}_hi"), digits, scale)
 
 
 def _counts(r: Row) -> str:

@@ -17,9 +17,16 @@ import numpy as np
 import pandas as pd
 
 from rnngan.config import Params
-from rnngan.io import log, read_json, replace_path
-from rnngan.metrics.histograms import CHANNELS, HSV_CHANNELS, bin_centres, hue_bin_centres
+from rnngan.formatting import fmt as _fmt
+from rnngan.formatting import with_interval
 from rnngan.grids import make_grid, save_grid
+from rnngan.io import log, read_json, replace_path
+from rnngan.metrics.histograms import (
+    CHANNELS,
+    HSV_CHANNELS,
+    bin_centres,
+    hue_bin_centres,
+)
 
 OUTPUTS = ("report.md", "report.html", "figures", "plots", "metrics.json")
 # What the environment section lists, in this order (distribution names).
@@ -85,7 +92,11 @@ def significance(params: Params, cells: dict[str, dict]) -> dict:
     """Paired-bootstrap comparisons of every pair of variants on FID and KID (Bonferroni-adjusted
     across pairs) and the tiers they allow: a variant is ranked above another only where the
     difference is significant."""
-    from rnngan.metrics.bootstrap import BootstrapResult, pairwise_significance, rank_tiers
+    from rnngan.metrics.bootstrap import (
+        BootstrapResult,
+        pairwise_significance,
+        rank_tiers,
+    )
 
     out = {}
     for metric in ("fid", "kid"):
@@ -298,19 +309,8 @@ def write_plot_data(cells: dict[str, dict], plots: Path) -> None:
             plots / "spectra" / f"{c}.csv", index=False, float_format="%.6g")
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
-
-
-def _interval(v: dict, key: str, digits: int, scale: float = 1.0) -> str:
-    lo, hi = v.get(key + "_lo"), v.get(key + "_hi")
-    if lo is None or hi is None:
-        return ""
-    return f"[{_fmt(scale * lo, digits)}, {_fmt(scale * hi, digits)}]"
-
-
 def _with_interval(v: dict, key: str, digits: int, scale: float = 1.0) -> str:
-    return f"{_fmt(scale * v[key], digits)} {_interval(v, key, digits, scale)}".rstrip()
+    return with_interval(v[key], v.get(key + "_lo"), v.get(key + "_hi"), digits, scale)
 
 
 def _names(cells) -> str:
