@@ -32,11 +32,14 @@ from rnngan.formatting import NA, with_interval
 from rnngan.formatting import fmt as _fmt
 
 # What a row carries from the metrics file: the headline's top level, or one `cells.<cell>`.
-METRIC_KEYS = ("fid", "fid_lo", "fid_hi", "kid", "kid_lo", "kid_hi", "precision", "recall",
-               "density", "coverage", "spectral_distance", "w1_grey", "params_g", "params_d",
-               "train_seconds", "images_per_s", "fid_tier", "kid_tier")
+METRIC_KEYS = ("fid", "fid_lo", "fid_hi", "fid_std", "kid", "kid_lo", "kid_hi", "kid_std", "precision",
+               "recall", "density", "coverage", "spectral_distance", "w1_grey", "params_g", "params_d",
+               "train_seconds", "images_per_s", "fid_tier", "kid_tier", "seeds")
 # Top level only, the same for every variant of a run: FIDs compare only where these agree.
-RUN_KEYS = ("dataset", "image_size", "features")
+COMPARABLE_KEYS = ("dataset", "image_size", "features")
+# ... and what the intervals are: "seeds" (of the mean over train.seeds) or "bootstrap" (one run's
+# samples redrawn; also what a metrics file from before replicates has).
+RUN_KEYS = (*COMPARABLE_KEYS, "interval")
 FORMATS = ("md", "html", "csv", "json")
 NO_NUMBERS = {"queued": "queued: not run yet", "running": "still running"}
 
@@ -286,13 +289,22 @@ def compare(rows: list[Row], notes: list[str] = (), metrics_file: str = "reports
         out_notes.append(f"FID intervals overlapping the best's: {', '.join(_label(r) for r in overlapping)}. "
                          f"From these numbers they are not separable from the best at {conf} confidence.")
     elif len([r for r in rows if r.number("fid") is not None]) > 1 and not unknown:
-        out_notes.append(f"No other FID interval overlaps the best's ({conf} bootstrap intervals).")
+        out_notes.append(f"No other FID interval overlaps the best's ({conf} intervals).")
     if unknown:
         out_notes.append(f"No FID interval for {', '.join(_label(r) for r in unknown)}: not compared with the best.")
-    out_notes.append("Intervals are each run's own bootstrap intervals, and overlap is a coarse test. "
-                     "Between the variants of one run the report's paired tests (`fid_tier`, `kid_tier`) "
-                     "are sharper, but they compare within that run only, never across these rows.")
-    for key in RUN_KEYS:
+    kinds = {r.metrics.get("interval", "bootstrap") for r in rows if r.number("fid") is not None}
+    if kinds == {"seeds"}:
+        out_notes.append("Intervals are of each row's mean over its training seeds (`seeds`, Student's t): they "
+                         "include training variation. Overlap is a coarse test; within one revision the report's "
+                         "seed-level Welch tests (`fid_tier`, `kid_tier`) are sharper, but they compare the "
+                         "variants of that revision only, never across these rows.")
+    else:
+        single = [r for r in rows if r.number("fid") is not None and r.metrics.get("interval", "bootstrap") != "seeds"]
+        out_notes.append(f"{', '.join(_label(r) for r in single)}: one training seed, so the interval is that run's "
+                         "bootstrap over its samples, which omits training variation (a new seed or another CPU "
+                         "moves a recurrent GAN's FID by points): provisional, compare with care."
+                         + (" The other rows' intervals are over seeds." if "seeds" in kinds else ""))
+    for key in COMPARABLE_KEYS:
         seen = {str(r.metrics.get(key)) for r in rows if r.number("fid") is not None and key in r.metrics}
         if len(seen) > 1:
             out_notes.append(f"Rows differ in `{key}` ({', '.join(sorted(seen))}): their FID and KID "
@@ -330,7 +342,7 @@ def _counts(r: Row) -> str:
     return " / ".join(NA if x is None else f"{x / 1e3:,.0f}k" for x in (g, d))
 
 
-TABLE_HEAD = ("variant", "G / D params", "train s", "images/s", "FID", "KID ×10⁻³", "precision",
+TABLE_HEAD = ("variant", "G / D params", "train s", "images/s", "seeds", "FID", "KID ×10⁻³", "precision",
               "recall", "density", "coverage", "vs best")
 
 
@@ -346,6 +358,7 @@ def table(c: Comparison) -> tuple[list[str], list[list[str]]]:
             cell,
             _counts(r),
             _fmt(r.number("train_seconds"), 0), _fmt(r.number("images_per_s"), 0),
+            _fmt(r.number("seeds"), 0) if r.number("seeds") is not None else "1",
             _interval(r, "fid", 2), _interval(r, "kid", 1, 1000.0),
             _fmt(r.number("precision"), 3), _fmt(r.number("recall"), 3),
             _fmt(r.number("density"), 3), _fmt(r.number("coverage"), 3),
@@ -363,7 +376,7 @@ def _intro(c: Comparison) -> str:
 
 def render_markdown(c: Comparison) -> str:
     head, body = table(c)
-    right = {"G / D params", "train s", "images/s", "FID", "KID ×10⁻³", "precision", "recall",
+    right = {"G / D params", "train s", "images/s", "seeds", "FID", "KID ×10⁻³", "precision", "recall",
              "density", "coverage"}
     lines = [_intro(c), "", "| " + " | ".join(head) + " |",
              "| " + " | ".join("---:" if h in right else "---" for h in head) + " |"]

@@ -120,6 +120,12 @@ class TrainParams:
     compile: bool = False
     gpus: int = _check(positive, 1)
     threads: int = _check(non_negative, 0)
+    # The training replicates: each seed is one run per variant (initialisation, batch order,
+    # training noise), the same list for every variant; `seed` at the top is the data seed.
+    seeds: list[int] = _check(
+        lambda v: (None if v and all(s >= 0 for s in v) and len(set(v)) == len(v)
+                   else "must be a non-empty list of distinct non-negative integers"),
+        [0, 1, 2])
 
 
 @dataclass(frozen=True)

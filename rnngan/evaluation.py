@@ -45,6 +45,7 @@ def compute_reference(images_path: Path, mp: MetricsParams, seed: int, device: s
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, features=features, mu=mu, sigma=sigma, meta=json.dumps(meta), spectrum=spectrum,
+                     indices=idx,
                      **{f"hist_{c}": hists[c] for c in CHANNELS},
                      **{f"hist_{c}": hsv[c] for c in HSV_CHANNELS})
     log.info("reference: %d real images, %s features (%d-d) -> %s", count, mp.features,

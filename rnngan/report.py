@@ -1,13 +1,14 @@
-"""The report stage: what a reviewer reads in a pull request.
+"""The report stage: what a reviewer reads in a pull request. It renders the compare stage's
+numbers (comparison/comparison.json) and the runs' own files; it tests nothing itself.
 
-Writes, under reports/: report.md (GitHub markdown, relative image links), figures/*.png,
-plots/ (CSV data for `dvc plots`), and metrics.json (the headline variant at the top level,
-every variant under `cells.<cell>`, for `dvc metrics diff` and `dvc exp show`).
+Writes, under reports/: report.md (GitHub markdown, relative image links), report.html,
+figures/*.png, plots/ (CSV per run for `dvc plots`), and metrics.json (the headline variant's
+means over seeds at the top level, every variant under `cells.<variant>`, the held-out real row
+under `real`, for `dvc metrics diff` and `dvc exp show`).
 """
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -16,32 +17,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnngan.comparison import REAL, ComparisonError
 from rnngan.config import Params
+from rnngan.environment import packages
 from rnngan.formatting import fmt as _fmt
 from rnngan.formatting import with_interval
-from rnngan.grids import make_grid, save_grid
+from rnngan.grids import make_grid
 from rnngan.io import log, read_json, replace_path
-from rnngan.metrics.histograms import (
-    CHANNELS,
-    HSV_CHANNELS,
-    bin_centres,
-    hue_bin_centres,
-)
+from rnngan.metrics.histograms import bin_centres
+from rnngan.report_figures import distribution_figures, losses_figure, samples_figure, seeds_figure
 
 OUTPUTS = ("report.md", "report.html", "figures", "plots", "metrics.json")
-# What the environment section lists, in this order (distribution names).
-PACKAGES = ("torch", "torchvision", "numpy", "scipy", "opencv-python", "onnxruntime", "torch-fidelity",
-            "dvc", "dvclive")
+# The metrics tested across seeds, as the report names them: key, label, digits, scale.
+TESTED = (("fid", "FID", 2, 1.0), ("kid", "KID ×10⁻³", 1, 1000.0), ("precision", "precision", 3, 1.0),
+          ("recall", "recall", 3, 1.0), ("density", "density", 3, 1.0), ("coverage", "coverage", 3, 1.0))
+REPRODUCIBLE = ("Bit-identical numbers need the same hardware and software: the same commit, params and "
+                "packages on another CPU (or at another thread count) round differently, and a recurrent GAN "
+                "amplifies that like a new seed. Replicates over `train.seeds` measure that variation; only "
+                "differences that hold across them are ranked.")
 
 
 @dataclass(frozen=True)
 class Inputs:
     raw: Path          # data/raw/<dataset>: the source files (and manifest.json for real datasets)
-    prepared: Path     # data/prepared/<dataset>: stats.json, train.npy
+    prepared: Path     # data/prepared/<dataset>: stats.json
     reference: Path    # the reference .npz
-    models: Path       # models/<cell>/train.json and live/
-    samples: Path      # samples/<cell>.png and .npy
-    metrics: Path      # metrics/<cell>.json
+    comparison: Path   # comparison/comparison.json (the compare stage)
+    models: Path       # models/<variant>-<seed>/train.json and live/
+    samples: Path      # samples/<variant>-<seed>.png and .npy, samples/real.*
+    metrics: Path      # metrics/<variant>-<seed>.json, metrics/real.json
 
 
 def read_losses(live_dir: Path) -> pd.DataFrame:
@@ -56,158 +60,75 @@ def read_losses(live_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, axis=1).reset_index()
 
 
-def collect(params: Params, inputs: Inputs) -> dict[str, dict]:
-    cells = {}
-    for cell in params.model.variants:
-        train = read_json(inputs.models / cell / "train.json")
-        metrics = read_json(inputs.metrics / f"{cell}.json")
-        cells[cell] = {"train": train, "metrics": metrics,
-                       "losses": read_losses(inputs.models / cell / "live")}
-    return cells
+def collect(params: Params, inputs: Inputs, comparison: dict) -> dict[str, dict]:
+    """Every run's train.json, metrics and losses, by run name, in the comparison's order."""
+    runs = {}
+    for name, r in comparison["runs"].items():
+        runs[name] = {"variant": r["variant"], "seed": r["seed"],
+                      "train": read_json(inputs.models / name / "train.json"),
+                      "metrics": read_json(inputs.metrics / f"{name}.json"),
+                      "losses": read_losses(inputs.models / name / "live")}
+    return runs
 
 
-def _number(value: float, digits: int):
-    """Rounded, or None for NaN (e.g. hue distances of colourless images): JSON has no NaN."""
+def _number(value: float | None, digits: int):
+    """Rounded, or None for NaN or missing (e.g. hue distances of colourless images): JSON has no NaN."""
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
-def headline_values(train: dict, metrics: dict) -> dict:
-    """The flat numbers `dvc metrics diff` and `dvc exp show` compare: a short list, so the diff
-    stays readable; every other number is in metrics/<cell>.json and the report."""
-    hist, hsv = metrics["histogram_distances"], metrics["hsv_distances"]
-    return {"fid": round(metrics["fid"], 4),
-            "fid_lo": round(metrics["fid_interval"][0], 4), "fid_hi": round(metrics["fid_interval"][1], 4),
-            "kid": round(metrics["kid"], 6),
-            "kid_lo": round(metrics["kid_interval"][0], 6), "kid_hi": round(metrics["kid_interval"][1], 6),
-            "precision": round(metrics["precision"], 4), "recall": round(metrics["recall"], 4),
-            "density": round(metrics["density"], 4), "coverage": round(metrics["coverage"], 4),
-            "w1_grey": round(hist["grey"]["w1"], 4), "w1_hue": _number(hsv["hue"]["w1"], 4),
-            "w1_saturation": _number(hsv["saturation"]["w1"], 4),
-            "spectral_distance": _number(metrics["spectral_distance"], 5),
-            "params_g": train["params_g"], "params_d": train["params_d"],
-            "train_seconds": train["seconds"], "images_per_s": train["images_per_s"]}
+# Rounding of the metrics file's numbers (digits).
+DIGITS = {"fid": 4, "kid": 6, "precision": 4, "recall": 4, "density": 4, "coverage": 4, "w1_grey": 4,
+          "w1_hue": 4, "w1_saturation": 4, "spectral_distance": 5, "train_seconds": 1, "images_per_s": 1}
 
 
-def significance(params: Params, cells: dict[str, dict]) -> dict:
-    """Paired-bootstrap comparisons of every pair of variants on FID and KID (Bonferroni-adjusted
-    across pairs) and the tiers they allow: a variant is ranked above another only where the
-    difference is significant."""
-    from rnngan.metrics.bootstrap import (
-        BootstrapResult,
-        pairwise_significance,
-        rank_tiers,
-    )
-
+def variant_values(comparison: dict, variant: str) -> dict:
+    """One variant's flat numbers for `dvc metrics diff` and `dvc exp show`: means over seeds,
+    the FID/KID interval of the mean over seeds (with one seed: that run's bootstrap interval)
+    and their seed standard deviation; a short list, so the diff stays readable. Per-seed
+    numbers are in metrics/<variant>-<seed>.json."""
+    pv = comparison["per_variant"][variant]
+    s = pv["summary"]
+    measured = comparison["training_variation_measured"]
     out = {}
-    for metric in ("fid", "kid"):
-        results = {c: BootstrapResult.from_dict(v["metrics"]["bootstrap"][metric]) for c, v in cells.items()}
-        if len(results) < 2:
-            out[metric] = {"comparisons": [], "tiers": [list(results)]}
-            continue
-        comparisons = pairwise_significance(results, params.metrics.confidence)
-        out[metric] = {"comparisons": [c.to_dict() for c in comparisons],
-                       "tiers": rank_tiers(results, comparisons)}
+    for key in ("fid", "kid"):
+        d = DIGITS[key]
+        if measured:
+            lo, hi = s[key]["lo"], s[key]["hi"]
+        else:
+            lo, hi = comparison["runs"][pv["runs"][0]][f"{key}_interval"]
+        out.update({key: _number(s[key]["mean"], d), f"{key}_lo": _number(lo, d), f"{key}_hi": _number(hi, d),
+                    f"{key}_std": _number(s[key]["std"], d)})
+    for key in ("precision", "recall", "density", "coverage"):
+        out[key] = _number(s[key]["mean"], DIGITS[key])
+    for key in ("w1_grey", "w1_hue", "w1_saturation", "spectral_distance", "train_seconds", "images_per_s"):
+        out[key] = _number(pv["means"][key], DIGITS[key])
+    out.update({"params_g": pv["params_g"], "params_d": pv["params_d"], "seeds": len(pv["runs"])})
+    for key in ("fid", "kid"):
+        out[f"{key}_tier"] = next(i for i, t in enumerate(comparison["tests"][key]["tiers"], start=1) if variant in t)
     return out
 
 
-def metrics_json(params: Params, cells: dict[str, dict]) -> tuple[dict, dict]:
-    """The metrics file's content, and the significance tests behind its `*_tier` values."""
-    per_cell = {c: headline_values(v["train"], v["metrics"]) for c, v in cells.items()}
+def real_values(comparison: dict) -> dict:
+    """The held-out real row: its numbers and, for FID/KID, the bootstrap interval."""
+    r = comparison["real"]
+    out = {}
+    for key in ("fid", "kid"):
+        out.update({key: _number(r[key], DIGITS[key]), f"{key}_lo": _number(r[f"{key}_interval"][0], DIGITS[key]),
+                    f"{key}_hi": _number(r[f"{key}_interval"][1], DIGITS[key])})
+    for key in ("precision", "recall", "density", "coverage", "w1_grey", "spectral_distance"):
+        out[key] = _number(r[key], DIGITS[key])
+    return out
+
+
+def metrics_json(params: Params, comparison: dict) -> dict:
+    """reports/metrics.json: the headline variant at the top level, every variant under
+    `cells.<variant>`, the held-out real row under `real`."""
+    per_cell = {v: variant_values(comparison, v) for v in comparison["variants"]}
     head = params.model.cell
-    sig = significance(params, cells)
-    for metric, d in sig.items():
-        for rank, tier in enumerate(d["tiers"], start=1):
-            for c in tier:
-                per_cell[c][f"{metric}_tier"] = rank
     return {"cell": head, "dataset": params.data.dataset, "image_size": params.data.image_size,
-            "features": params.metrics.features, **per_cell[head], "cells": per_cell}, sig
-
-
-def plot_figures(cells: dict[str, dict], figures: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="notebook")
-    # Loss curves: D and G side by side, one line per variant.
-    losses = pd.concat([v["losses"].assign(cell=c) for c, v in cells.items()])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for ax, (col, title) in zip(axes, [("loss_d", "discriminator loss"), ("loss_g", "generator loss"),
-                                       ("d_real", "D(x) (solid) and D(G(z)) (dashed)")]):
-        sns.lineplot(data=losses, x="step", y=col, hue="cell", ax=ax, linewidth=1.2)
-        if col == "d_real":
-            sns.lineplot(data=losses, x="step", y="d_fake", hue="cell", ax=ax, linewidth=1.2,
-                         linestyle="--", legend=False)
-            ax.set_ylabel("probability")
-        ax.set_title(title)
-    # One legend for the three panels, beside them rather than over the curves.
-    handles, labels = axes[0].get_legend_handles_labels()
-    for ax in axes:
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-    fig.legend(handles, labels, title="variant", loc="center right", frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.92, 1))
-    fig.savefig(figures / "losses.png", dpi=90)
-    plt.close(fig)
-
-    # Histogram overlays: real (filled) against each variant, per channel.
-    first = next(iter(cells.values()))["metrics"]["histograms"]
-    centres = bin_centres(first["bins"])
-    rows = []
-    for channel in CHANNELS:
-        rows += [{"channel": channel, "intensity": x, "density": y, "source": "real"}
-                 for x, y in zip(centres, first["real"][channel])]
-        for c, v in cells.items():
-            rows += [{"channel": channel, "intensity": x, "density": y, "source": c}
-                     for x, y in zip(centres, v["metrics"]["histograms"]["generated"][channel])]
-    hist = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8), sharex=True)
-    for ax, channel in zip(axes, CHANNELS):
-        d = hist[hist.channel == channel]
-        real = d[d.source == "real"]
-        ax.fill_between(real.intensity, real.density, color="0.8", label="real")
-        sns.lineplot(data=d[d.source != "real"], x="intensity", y="density", hue="source", ax=ax,
-                     linewidth=1.2, legend=channel == "grey")
-        ax.set_title(f"{channel} histogram")
-        ax.set_xlim(0, 255)
-    fig.tight_layout()
-    fig.savefig(figures / "histograms.png", dpi=90)
-    plt.close(fig)
-
-    # Hue (circular, degrees) and saturation histograms: real (filled) against each variant.
-    first_hsv = next(iter(cells.values()))["metrics"]["hsv_histograms"]
-    axes_x = {"hue": hue_bin_centres(first_hsv["bins"]), "saturation": bin_centres(first_hsv["bins"])}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-    for ax, channel in zip(axes, HSV_CHANNELS):
-        x = axes_x[channel]
-        ax.fill_between(x, first_hsv["real"][channel], color="0.8", label="real")
-        for c, v in cells.items():
-            ax.plot(x, v["metrics"]["hsv_histograms"]["generated"][channel], linewidth=1.2, label=c)
-        ax.set_title(f"{channel} histogram" + (" (chroma-weighted)" if channel == "hue" else ""))
-        ax.set_xlabel("hue (degrees)" if channel == "hue" else "saturation (0..255)")
-        ax.set_ylabel("density")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(figures / "hsv.png", dpi=90)
-    plt.close(fig)
-
-    # Radially averaged power spectra: up-sampling artefacts show as high-frequency bumps.
-    spec = next(iter(cells.values()))["metrics"]["spectrum"]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.semilogy(spec["frequency"], spec["real"], color="black", linewidth=2.2, label="real")
-    for c, v in cells.items():
-        ax.semilogy(v["metrics"]["spectrum"]["frequency"], v["metrics"]["spectrum"]["generated"],
-                    linewidth=1.2, label=c)
-    ax.set_xlabel("spatial frequency (cycles/pixel)")
-    ax.set_ylabel("relative power")
-    ax.set_title("radially averaged power spectrum (grey)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(figures / "spectra.png", dpi=90)
-    plt.close(fig)
-
+            "features": params.metrics.features,
+            "interval": "seeds" if comparison["training_variation_measured"] else "bootstrap",
+            **per_cell[head], "cells": per_cell, "real": real_values(comparison)}
 
 def provenance(params: Params, raw: Path) -> dict:
     """Where the images came from: the source files with their MD5s. Real datasets' download
@@ -252,237 +173,248 @@ def provenance(params: Params, raw: Path) -> dict:
     return {"origin": origin, "files": files}
 
 
-def environment() -> dict:
-    """The packages that built the report (training's device and torch are in train.json)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    packages = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            packages[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return {"packages": packages, "platform": platform.platform()}
-
-
-def samples_figure(grids: dict[str, np.ndarray], head: str, out: Path, per_row: int = 3) -> None:
-    """The sample grids side by side, each under its name, at one pixel per generated pixel: one
-    PNG, so a page that shrinks it to fit shrinks every grid alike."""
-    import cv2
-
-    side = max(max(g.shape[:2]) for g in grids.values())
-    label_h, gap = 28, 12
-    tiles = []
-    for name, g in grids.items():
-        tile = np.full((label_h + side, side, 3), 255, np.uint8)
-        tile[label_h:label_h + g.shape[0], :g.shape[1]] = g
-        text = f"{name} (headline)" if name == head else name
-        cv2.putText(tile, text, (2, label_h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
-        tiles.append(tile)
-    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % per_row)
-    column_gap = np.full((tiles[0].shape[0], gap, 3), 255, np.uint8)
-    rows = [np.hstack([x for t in tiles[r:r + per_row] for x in (t, column_gap)][:-1])
-            for r in range(0, len(tiles), per_row)]
-    row_gap = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
-    canvas = np.vstack([x for r in rows for x in (r, row_gap)][:-1])
-    ok, data = cv2.imencode(".png", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    if not ok:
-        raise RuntimeError(f"could not encode {out}")
-    out.write_bytes(data.tobytes())
-
-
-def write_plot_data(cells: dict[str, dict], plots: Path) -> None:
-    """CSV per variant under plots/losses and plots/histograms (dvc.yaml's top-level plots)."""
+def write_plot_data(runs: dict[str, dict], real: dict, plots: Path) -> None:
+    """CSV per run under plots/losses, plots/histograms and plots/spectra (dvc.yaml's top-level
+    plots); histograms and spectra also for the held-out real row (plots/*/real.csv)."""
     (plots / "losses").mkdir(parents=True)
     (plots / "histograms").mkdir()
     (plots / "spectra").mkdir()
-    for c, v in cells.items():
+    for name, v in runs.items():
         v["losses"][["step", "loss_d", "loss_g", "d_real", "d_fake"]].to_csv(
-            plots / "losses" / f"{c}.csv", index=False, float_format="%.5f")
-        h = v["metrics"]["histograms"]
-        centres = bin_centres(h["bins"])
-        pd.DataFrame({"intensity": centres, "real": h["real"]["grey"],
+            plots / "losses" / f"{name}.csv", index=False, float_format="%.5f")
+    for name, m in {**{n: v["metrics"] for n, v in runs.items()}, REAL: real}.items():
+        h = m["histograms"]
+        pd.DataFrame({"intensity": bin_centres(h["bins"]), "real": h["real"]["grey"],
                       "generated": h["generated"]["grey"]}).to_csv(
-            plots / "histograms" / f"{c}.csv", index=False, float_format="%.6f")
-        sp = v["metrics"]["spectrum"]
+            plots / "histograms" / f"{name}.csv", index=False, float_format="%.6f")
+        sp = m["spectrum"]
         pd.DataFrame({"frequency": sp["frequency"], "real": sp["real"], "generated": sp["generated"]}).to_csv(
-            plots / "spectra" / f"{c}.csv", index=False, float_format="%.6g")
+            plots / "spectra" / f"{name}.csv", index=False, float_format="%.6g")
 
 
-def _with_interval(v: dict, key: str, digits: int, scale: float = 1.0) -> str:
+def _names(variants) -> str:
+    return ", ".join(f"`{v}`" for v in variants)
+
+
+def _cell(v: dict, key: str, digits: int, scale: float = 1.0) -> str:
     return with_interval(v[key], v.get(key + "_lo"), v.get(key + "_hi"), digits, scale)
 
 
-def _names(cells) -> str:
-    return ", ".join(f"`{c}`" for c in cells)
+def _spread(summary: dict, digits: int, scale: float = 1.0) -> str:
+    """'0.512 ± 0.031': the mean over seeds and their standard deviation (just the value with one seed)."""
+    text = _fmt(scale * summary["mean"], digits)
+    return text if summary["std"] is None else f"{text} ± {_fmt(scale * summary['std'], digits)}"
 
 
-def _tier_of(cell: str, tiers: list[list[str]]) -> int:
-    return next(i for i, t in enumerate(tiers, start=1) if cell in t)
+def _tiers_text(tiers: list[list[str]]) -> str:
+    return " > ".join("{" + _names(t) + "}" for t in tiers)
 
 
-def _rank_phrase(cell: str, sig: dict) -> str:
-    tiers = sig["tiers"]
-    if len(tiers) == 1:
-        return "not separable from the others" if len(tiers[0]) > 1 else "the only variant"
-    i = _tier_of(cell, tiers)
-    others = [c for c in tiers[i - 1] if c != cell]
-    return f"tier {i} of {len(tiers)}" + (f", tied with {_names(others)}" if others else "")
-
-
-def _comparison(sig: dict, a: str, b: str) -> dict | None:
-    """The paired comparison of a and b, oriented as a − b."""
-    for c in sig["comparisons"]:
-        if (c["a"], c["b"]) == (a, b):
-            return c
-        if (c["a"], c["b"]) == (b, a):
-            return {**c, "a": a, "b": b, "difference": -c["difference"], "lo": -c["hi"], "hi": -c["lo"]}
+def _pair(test: dict, a: str, b: str) -> dict | None:
+    for row in test["pairs"]:
+        if {row["a"], row["b"]} == {a, b}:
+            return row
     return None
 
 
-def verdict(head: str, summary: dict, sig: dict, label: str, metric: str, digits: int,
-            scale: float = 1.0) -> str:
-    """One sentence: which variants are best on `metric`, and where the headline stands."""
-    tiers = sig[metric]["tiers"]
+def verdict(head: str, comparison: dict, key: str, label: str, digits: int, scale: float) -> str:
+    """One sentence from the tiers of `key`: which variants are best, where the headline stands."""
+    test = comparison["tests"][key]
+    tiers = test["tiers"]
+    s = {v: comparison["per_variant"][v]["summary"][key] for v in comparison["variants"]}
+    basis = ("Welch tests over seeds" if test["basis"] == "seeds" else
+             "the sample bootstrap of one seed: provisional, training variation not measured")
+    if len(tiers) == 1:
+        return (f"**{label}:** no variant is separated from another ({basis})." if len(tiers[0]) > 1
+                else f"**{label}:** one variant only.")
     best = tiers[0]
-    cells = summary["cells"]
-    if len(tiers) == 1 and len(best) > 1:
-        return f"**{label}:** no variant differs significantly from another."
-    best_text = " and ".join(f"`{c}` {_with_interval(cells[c], metric, digits, scale)}" for c in best)
-    head_text = ("the headline is among them." if head in best else
-                 f"`{head}` is {_rank_phrase(head, sig[metric])}")
-    if head not in best:
-        leader = min(best, key=lambda c: cells[c][metric])
-        cmp = _comparison(sig[metric], head, leader)
-        if cmp is not None:
-            head_text += (f", {_fmt(scale * cmp['difference'], digits)} "
-                          f"[{_fmt(scale * cmp['lo'], digits)}, {_fmt(scale * cmp['hi'], digits)}] "
-                          f"behind `{leader}`.")
+    best_text = " and ".join(f"`{v}` {_spread(s[v], digits, scale)}" for v in best)
+    if head in best:
+        where = "the headline is among them"
+    else:
+        rank = next(i for i, t in enumerate(tiers, start=1) if head in t)
+        where = f"`{head}` is in tier {rank} of {len(tiers)}, {_spread(s[head], digits, scale)}"
+    return (f"**{label}:** best {'tier' if len(best) > 1 else 'variant'} {best_text}, separated from every "
+            f"lower tier by {basis}; {where}.")
+
+
+def _power_text(n) -> str:
+    return "more than 1000" if n is None else str(n)
+
+
+def pairs_table(comparison: dict, key: str, label: str, digits: int, scale: float) -> list[str]:
+    """Every pair's seed-level Welch test (Holm over the pairs) and, where there is one, the
+    sample-noise test beside it."""
+    test = comparison["tests"][key]
+    n_pairs = len(test["pairs"])
+    if test["basis"] is None:
+        return [f"{label}: not tested: one seed, and no within-run bootstrap for this metric."]
+    has_samples = any(r["samples"] for r in test["pairs"])
+    lines = [f"| pair ({label}) | mean a − b | Welch t (df) | p, Holm | separated | seeds for 80% power |"
+             + (" sample noise: p, Holm |" if has_samples else ""),
+             "| --- | ---: | ---: | ---: | --- | ---: |" + (" ---: |" if has_samples else "")]
+    for r in test["pairs"]:
+        w, b = r["seeds"], r["samples"]
+        diff = (w or b)["difference"]
+        cells = [f"`{r['a']}` − `{r['b']}`", _fmt(scale * diff, digits)]
+        if w is None:
+            cells += ["n/a (one seed)", "n/a", "not tested", "n/a"]
         else:
-            head_text += "."
-    return (f"**{label}:** best {'tier' if len(best) > 1 else 'variant'} "
-            f"{best_text} (significant against every lower tier); {head_text}")
+            cells += [f"{_fmt(w['t'], 2)} ({_fmt(w['df'], 1)})", f"{w['p']:.3g}, {w['p_holm']:.3g}",
+                      f"yes: `{r['better']}`" if w["significant"] else "no",
+                      "" if w["significant"] else _power_text(w["seeds_for_80_power"])]
+        if has_samples:
+            cells.append(f"{b['p']:.3g}, {b['p_holm']:.3g}" + (" (sig.)" if b["significant"] else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"{n_pairs} pairs; *separated* where the Holm-adjusted p is below "
+              f"{1 - comparison['confidence']:.2g}. Seeds for 80% power: per variant, for a Welch test at the "
+              "Bonferroni level to separate the pair if the observed difference and spreads are the true ones "
+              "(\"more than 1000\": no practical difference)."]
+    return lines
 
 
-def render_markdown(params: Params, cells: dict[str, dict], stats: dict, ref_meta: dict,
-                    summary: dict, sig: dict, provenance: dict, env: dict) -> str:
+def render_markdown(params: Params, comparison: dict, runs: dict[str, dict], real_metrics: dict, summary: dict,
+                    stats: dict, ref_meta: dict, provenance: dict, env: dict) -> str:
     """report.md: GitHub markdown, images as relative links under figures/, no raw HTML but
     <details> (which GitHub keeps)."""
     head = params.model.cell
-    variants = list(params.model.variants)
-    h = summary
-    m = cells[head]["metrics"]
-    train = cells[head]["train"]
+    variants = comparison["variants"]
+    seeds = comparison["seeds"]
+    measured = comparison["training_variation_measured"]
+    conf = f"{100 * params.metrics.confidence:.0f}%"
+    h, real = summary, summary["real"]
+    pv = comparison["per_variant"]
+    real_m = comparison["real"]
     lines = [
         f"# rnngan report: `{head}` on {params.data.dataset} {params.data.image_size}×{params.data.image_size}",
         "",
-        f"| headline `{head}` | FID ↓ | KID ×10⁻³ ↓ | precision ↑ | recall ↑ | G / D parameters | training |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| value [{100 * params.metrics.confidence:.0f}% interval] | {_with_interval(h, 'fid', 2)} | "
-        f"{_with_interval(h, 'kid', 1, 1000)} | {_fmt(h['precision'], 3)} | {_fmt(h['recall'], 3)} | "
-        f"{h['params_g']:,} / {h['params_d']:,} | {train['steps']} steps, {_fmt(h['train_seconds'], 0)} s |",
+        f"| | FID ↓ | KID ×10⁻³ ↓ | precision ↑ | recall ↑ | coverage ↑ | G / D parameters | training |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| headline `{head}`, mean of {len(seeds)} seed{'s' if len(seeds) > 1 else ''} [{conf} "
+        f"{'interval over seeds' if measured else 'bootstrap interval'}] | {_cell(h, 'fid', 2)} | "
+        f"{_cell(h, 'kid', 1, 1000)} | {_fmt(h['precision'], 3)} | {_fmt(h['recall'], 3)} | "
+        f"{_fmt(h['coverage'], 3)} | {h['params_g']:,} / {h['params_d']:,} | "
+        f"{pv[head]['steps']} steps, {_fmt(h['train_seconds'], 0)} s a seed |",
+        f"| held-out real images (the floor / ceiling) | {_cell(real, 'fid', 2)} | {_cell(real, 'kid', 1, 1000)} | "
+        f"{_fmt(real['precision'], 3)} | {_fmt(real['recall'], 3)} | {_fmt(real['coverage'], 3)} | | |",
         "",
-        "- " + verdict(head, summary, sig, "FID", "fid", 2),
-        "- " + verdict(head, summary, sig, "KID ×10⁻³", "kid", 1, 1000),
-        "",
-        f"{m['count']:,} generated against {ref_meta['count']:,} real training images, "
-        f"`{params.metrics.features}` features ({ref_meta['feature_dim']}-d)."
-        + (" `randinit` is a fixed-seed random network: these FID/KID values compare runs of this "
-           "project, not published Inception FIDs." if params.metrics.features == "randinit" else "")
-        + f" Intervals: {params.metrics.bootstrap} bootstrap rounds resampling both sets; a FID "
-          "interval says how much the number moves when the samples are redrawn (re-centred on the "
-          "point estimate, since bootstrap FID is biased upward). Tiers split only where a paired "
-          "difference is significant.",
-        "",
-        "## All variants",
-        "",
+    ]
+    lines += ["- " + verdict(head, comparison, key, label, digits, scale) for key, label, digits, scale in TESTED[:2]]
+    lines.append("")
+    if not measured:
+        lines += [f"> **Training variation was not measured** (one seed, `train.seeds: {seeds}`): every ranking "
+                  "here is provisional. A new seed, or the same seed on another CPU, moves a recurrent GAN's "
+                  "FID by points; run three or more seeds before reading a verdict.", ""]
+    lines += [
+        f"Seeds (`train.seeds`) {', '.join(map(str, seeds))}: each seed is one training run of every variant "
+        "(initialisation, batch order, noise), on the same data (`seed`), reference and sample noise. Verdicts "
+        "rest on the seed-to-seed spread (Welch's t-test on the per-seed values, Holm-adjusted over the pairs); "
+        "the within-run bootstrap over the samples is the smaller, sample-noise part. "
+        f"{summary['cells'][head]['seeds']} × {runs[pv[head]['runs'][0]]['metrics']['count']:,} generated against "
+        f"{ref_meta['count']:,} real training images, `{params.metrics.features}` features ({ref_meta['feature_dim']}-d)."
+        + (" `randinit` is a fixed-seed random network: these FID/KID values compare runs of this project, not "
+           "published Inception FIDs." if params.metrics.features == "randinit" else ""),
+        "", REPRODUCIBLE, "",
+        "## All variants", "",
         ("Parameter counts are matched to the LSTM variant's within 5% (`model.match_params: true`)."
          if params.model.match_params else
-         "Parameter counts are as configured, not matched (`model.match_params: false`): weigh the "
-         "comparison by the counts."),
+         "Parameter counts are as configured, not matched (`model.match_params: false`): weigh the comparison "
+         "by the counts."),
         "",
-        "| variant | G / D params | train s | images/s | FID | KID ×10⁻³ | precision | recall | W1 grey | spectral |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"Means over seeds [{conf} interval of the mean, Student's t over seeds; with one seed, the bootstrap "
+        "interval]; ± is the seed standard deviation. *FID seed sd* against *bootstrap width* (the mean width of "
+        "each run's interval when its samples are redrawn): how much more a new seed moves FID than new samples do.",
+        "",
+        "| variant | seeds | G / D params | train s | FID | FID seed sd | FID bootstrap width | KID ×10⁻³ | "
+        "precision | recall | coverage | W1 grey | spectral |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for c in variants:
-        v = summary["cells"][c]
-        name = f"**{c}**" if c == head else c
+    for v in variants:
+        c, s = summary["cells"][v], pv[v]["summary"]
+        name = f"**{v}**" if v == head else v
         lines.append(
-            f"| {name} | {v['params_g'] / 1e3:,.0f}k / {v['params_d'] / 1e3:,.0f}k | {_fmt(v['train_seconds'], 0)} | "
-            f"{_fmt(v['images_per_s'], 0)} | {_with_interval(v, 'fid', 2)} | {_with_interval(v, 'kid', 1, 1000)} | "
-            f"{_fmt(v['precision'], 3)} | {_fmt(v['recall'], 3)} | {_fmt(v['w1_grey'], 2)} | "
-            f"{_fmt(v['spectral_distance'], 3)} |")
-    lines += ["", "FID and KID: lower is better; precision (fidelity) and recall (diversity), k-NN "
-              f"manifolds with k = {params.metrics.nearest_k}: higher is better. W1 grey: Wasserstein "
-              "distance between grey-level histograms, in grey levels. Spectral: mean |log10 ratio| of "
-              "the radially averaged power spectra, in decades.", ""]
+            f"| {name} | {c['seeds']} | {c['params_g'] / 1e3:,.0f}k / {c['params_d'] / 1e3:,.0f}k | "
+            f"{_fmt(c['train_seconds'], 0)} | {_cell(c, 'fid', 2)} | {_fmt(c['fid_std'], 2)} | "
+            f"{_fmt(s['fid']['bootstrap_width'], 2)} | {_cell(c, 'kid', 1, 1000)} | {_spread(s['precision'], 3)} | "
+            f"{_spread(s['recall'], 3)} | {_spread(s['coverage'], 3)} | {_fmt(c['w1_grey'], 2)} | "
+            f"{_fmt(c['spectral_distance'], 3)} |")
+    real_width = real_m["fid_interval"][1] - real_m["fid_interval"][0]
+    lines.append(
+        f"| *held-out real* | | | | {_cell(real, 'fid', 2)} | | {_fmt(real_width, 2)} | {_cell(real, 'kid', 1, 1000)} | "
+        f"{_fmt(real['precision'], 3)} | {_fmt(real['recall'], 3)} | {_fmt(real['coverage'], 3)} | "
+        f"{_fmt(real['w1_grey'], 2)} | {_fmt(real['spectral_distance'], 3)} |")
+    lines += ["", "FID and KID: lower is better; precision (fidelity), recall (diversity), density and coverage on "
+              f"k-NN manifolds with k = {params.metrics.nearest_k}: higher is better. The held-out real row is "
+              f"{real_m['count']:,} real images the reference never saw, scored exactly like a run's samples: what a "
+              "perfect generator would get at this sample size. W1 grey: Wasserstein distance between grey-level "
+              "histograms, in grey levels. Spectral: mean |log10 ratio| of the radially averaged power spectra, "
+              "in decades.", "",
+              "Per-seed values (points; the black bar is the mean, the dashed line the held-out real row):", "",
+              "![per-seed FID, KID, recall and coverage](figures/seeds.png)", "",
+              "<details><summary>Every run</summary>", "",
+              f"| run | FID [{conf} bootstrap] | KID ×10⁻³ [{conf} bootstrap] | precision | recall | density | "
+              "coverage | train s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in comparison["runs"].items():
+        lines.append(
+            f"| `{name}` | {with_interval(r['fid'], *r['fid_interval'], 2)} | "
+            f"{with_interval(r['kid'], *r['kid_interval'], 1, 1000)} | {_fmt(r['precision'], 3)} | "
+            f"{_fmt(r['recall'], 3)} | {_fmt(r['density'], 3)} | {_fmt(r['coverage'], 3)} | "
+            f"{_fmt(r['train_seconds'], 0)} |")
+    lines += ["", "</details>", ""]
 
     lines += ["## Samples", "",
-              "The same noise (`sample.seed`) for every variant, from its EMA generator, at one scale; "
-              "real training images first.", "", "![samples, real and every variant](figures/samples.png)", "",
-              "Full-size grids: " + " · ".join(f"[{n}](figures/samples_{n}.png)" for n in ["real"] + variants), ""]
+              "The same noise (`sample.seed`) for every run, from its EMA generator, at one scale: held-out real "
+              "images first, then each variant's median-FID seed.", "",
+              "![samples: held-out real and every variant's median seed](figures/samples.png)", "",
+              "<details><summary>Every seed's samples</summary>", "",
+              "**held-out real**", "", "![held-out real](figures/samples_real.png)", ""]
+    for v in variants:
+        lines += [f"**{v}**: " + " · ".join(f"seed {runs[n]['seed']}" + (" (median)" if n == pv[v]["median_run"] else "")
+                                           for n in pv[v]["runs"]), ""]
+        lines += [" ".join(f"![{n}](figures/samples_{n}.png)" for n in pv[v]["runs"]), ""]
+    lines += ["</details>", ""]
 
     lines += ["## Which variant is better", ""]
-    for metric, label in (("fid", "FID"), ("kid", "KID")):
-        tiers = sig[metric]["tiers"]
-        lines.append(f"- **{label}**, best first: "
-                     + " > ".join("{" + _names(t) + "}" for t in tiers))
-    n_pairs = len(sig["fid"]["comparisons"])
-    lines += ["", f"Paired bootstrap differences a − b as written (positive: b is better), {100 * params.metrics.confidence:.0f}% "
-              f"intervals Bonferroni-adjusted over {n_pairs} pairs; *significant* when the interval excludes 0.", "",
-              "| pair | FID difference | significant | KID ×10⁻³ difference | significant |",
-              "| --- | ---: | --- | ---: | --- |"]
-    for cf, ck in zip(sig["fid"]["comparisons"], sig["kid"]["comparisons"]):
-        lines.append(
-            f"| `{cf['a']}` − `{cf['b']}` | {_fmt(cf['difference'], 2)} [{_fmt(cf['lo'], 2)}, {_fmt(cf['hi'], 2)}] | "
-            f"{'yes: `' + cf['better'] + '`' if cf['significant'] else 'no'} | "
-            f"{_fmt(1000 * ck['difference'], 1)} [{_fmt(1000 * ck['lo'], 1)}, {_fmt(1000 * ck['hi'], 1)}] | "
-            f"{'yes: `' + ck['better'] + '`' if ck['significant'] else 'no'} |")
+    for key, label, digits, scale in TESTED:
+        test = comparison["tests"][key]
+        lines.append(f"- **{label}**, best first: {_tiers_text(test['tiers'])}")
+    lines += ["", "A new tier starts only where a pair's test is significant"
+              + (" at the seed level; the sample-noise test is shown beside it, and does not rank." if measured else
+                 ": with one seed only the sample-noise test exists, so these tiers are provisional."), ""]
+    for key, label, digits, scale in TESTED[:2]:
+        lines += pairs_table(comparison, key, label, digits, scale) + [""]
+    lines += ["<details><summary>Pairs on precision, recall, density and coverage</summary>", ""]
+    for key, label, digits, scale in TESTED[2:]:
+        lines += pairs_table(comparison, key, label, digits, scale) + [""]
+    lines += ["</details>", ""]
 
-    lines += ["", "## Image statistics", "",
-              "How far each variant's pixel statistics are from the real images': density and coverage "
-              "(Naeem 2020: fidelity and diversity on the same k-NN manifolds), grey-level histogram "
-              "(JS in bits, KS), hue (chroma-weighted; circular W1 in degrees), saturation (W1 in levels).", "",
-              "| variant | density | coverage | JS grey | KS grey | W1 hue (°) | W1 saturation |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for c in variants:
-        v = summary["cells"][c]
-        d = cells[c]["metrics"]
-        lines.append(
-            f"| {c} | {_fmt(v['density'], 3)} | {_fmt(v['coverage'], 3)} | "
-            f"{_fmt(d['histogram_distances']['grey']['js'], 4)} | {_fmt(d['histogram_distances']['grey']['ks'], 3)} | "
-            f"{_fmt(v['w1_hue'], 1)} | {_fmt(v['w1_saturation'], 2)} |")
-    lines += ["", "Histograms of generated images (lines) over the real images' (grey fill):", "",
+    medians = {v: runs[pv[v]["median_run"]]["metrics"] for v in variants}
+    lines += ["## Image statistics", "",
+              "Each variant's median-FID seed against the real images: grey-level histogram (JS in bits, KS), hue "
+              "(chroma-weighted; circular W1 in degrees), saturation (W1 in levels).", "",
+              "| run | JS grey | KS grey | W1 hue (°) | W1 saturation |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name, d in {**{pv[v]["median_run"]: medians[v] for v in variants}, "held-out real": real_metrics}.items():
+        lines.append(f"| {name} | {_fmt(d['histogram_distances']['grey']['js'], 4)} | "
+                     f"{_fmt(d['histogram_distances']['grey']['ks'], 3)} | {_fmt(_number(d['hsv_distances']['hue']['w1'], 6), 1)} | "
+                     f"{_fmt(_number(d['hsv_distances']['saturation']['w1'], 6), 2)} |")
+    lines += ["", "Histograms of generated images (lines) over the reference images' (grey fill), the held-out real "
+              "images dotted:", "",
               "![grey and RGB histograms](figures/histograms.png)", "",
               "![hue and saturation histograms](figures/hsv.png)", "",
               "Radially averaged power spectra (upsampling artefacts show as high-frequency bumps):", "",
-              "![power spectra](figures/spectra.png)", "",
-              "<details><summary>Per-channel histogram distances and colour moments</summary>", "",
-              "| variant | channel | W1 | JS (bits) | KS |", "| --- | --- | ---: | ---: | ---: |"]
-    for c in variants:
-        for channel, d in cells[c]["metrics"]["histogram_distances"].items():
-            lines.append(f"| {c} | {channel} | {_fmt(d['w1'], 2)} | {_fmt(d['js'], 4)} | {_fmt(d['ks'], 3)} |")
-        for channel, d in cells[c]["metrics"]["hsv_distances"].items():
-            lines.append(f"| {c} | {channel} | {_fmt(_number(d['w1'], 6), 2)} | {_fmt(_number(d['js'], 6), 4)} | "
-                         f"{_fmt(_number(d['ks'], 6), 3)} |")
-    lines += ["", "| source | channel | mean | std | skewness |", "| --- | --- | ---: | ---: | ---: |"]
-    for ch, v in m["colour_moments"]["real"].items():
-        lines.append(f"| real | {ch} | {_fmt(v['mean'], 1)} | {_fmt(v['std'], 1)} | {_fmt(v['skew'], 2)} |")
-    for c in variants:
-        for ch, v in cells[c]["metrics"]["colour_moments"]["generated"].items():
-            lines.append(f"| {c} | {ch} | {_fmt(v['mean'], 1)} | {_fmt(v['std'], 1)} | {_fmt(v['skew'], 2)} |")
-    lines += ["", "</details>", ""]
+              "![power spectra](figures/spectra.png)", ""]
 
     lines += ["## Training", "",
-              "Losses and D's mean outputs per logged step (`train.log_every`); "
-              "`dvc plots diff main` overlays them across revisions.", "",
+              "Losses and D's mean outputs per logged step (`train.log_every`): per variant the mean over its seeds, "
+              "the band their 95% interval; `dvc plots diff main` overlays every run across revisions.", "",
               "![losses](figures/losses.png)", ""]
-    lines += render_provenance(params, stats, ref_meta, provenance)
-    lines += render_environment(cells, variants, env)
+    lines += render_provenance(params, stats, ref_meta, provenance, real_metrics)
+    lines += render_environment(comparison, env)
     return "\n".join(lines)
 
 
-def render_provenance(params: Params, stats: dict, ref_meta: dict, provenance: dict) -> list[str]:
+
+def render_provenance(params: Params, stats: dict, ref_meta: dict, provenance: dict, real_metrics: dict) -> list[str]:
     counts = ", ".join(f"{k} {v:,}" for k, v in stats.get("counts", {}).items())
     skipped = stats.get("skipped", [])
     lines = ["## Data provenance", "",
@@ -491,6 +423,8 @@ def render_provenance(params: Params, stats: dict, ref_meta: dict, provenance: d
              f"`{stats.get('crop', '?')}` ({counts}); **{len(skipped)} skipped**"
              + (f", {stats['left_out_by_limit']:,} left out by `data.limit`" if stats.get("left_out_by_limit") else ""),
              f"- **reference statistics**: {ref_meta['count']:,} real images of `{ref_meta['source']}`",
+             f"- **held-out real row**: {real_metrics['count']:,} real images outside the reference ("
+             + ", ".join(f"{k} {v:,}" for k, v in real_metrics.get("sources", {}).items()) + ")",
              "", "| source file | bytes | MD5 | checked |", "| --- | ---: | --- | --- |"]
     for f in provenance["files"]:
         lines.append(f"| `{f['name']}` | {f['bytes']:,} | `{f['md5']}` | {f['checked']} |")
@@ -503,18 +437,36 @@ def render_provenance(params: Params, stats: dict, ref_meta: dict, provenance: d
     return lines + [""]
 
 
-def render_environment(cells: dict[str, dict], variants: list[str], env: dict) -> list[str]:
-    lines = ["## Environment", "",
-             "| variant | trained on | device | precision | processes × threads | torch |",
-             "| --- | --- | --- | --- | ---: | --- |"]
-    for c in variants:
-        t = cells[c]["train"]
-        e = t.get("environment", {})
-        torch_build = e.get("torch", "not recorded")
-        if e.get("cuda") and t["device"].startswith("cuda"):
-            torch_build += f" (CUDA {e['cuda']})"
-        lines.append(f"| {c} | {e.get('device_name', 'not recorded')} | `{t['device']}` | {t.get('precision', 'fp32')} | "
-                     f"{t.get('processes', 1)} × {t.get('threads', '?')} | {torch_build} |")
+def _environment_key(r: dict) -> tuple:
+    e = r.get("environment") or {}
+    torch_build = e.get("torch", "not recorded")
+    if e.get("cuda") and str(r.get("device", "")).startswith("cuda"):
+        torch_build += f" (CUDA {e['cuda']}, driver {e.get('gpu_driver') or '?'})"
+    isa = e.get("cpu_capability") or "not recorded"
+    if e.get("cpu_flags"):
+        isa += f" ({', '.join(e['cpu_flags'])})"
+    blas = " ".join(x for x in (e.get("blas"), e.get("mkl")) if x) or "not recorded"
+    if e.get("onednn"):
+        blas += f", oneDNN {e['onednn']}"
+    kernel_env = " ".join(f"{k}={v}" for k, v in sorted((e.get("kernel_env") or {}).items())) or "none"
+    machine = e.get("device_name", "not recorded")
+    if e.get("cpu_id") and not str(r.get("device", "")).startswith("cuda"):
+        machine += f" ({e['cpu_id']})"
+    return (machine, isa, blas, f"{r.get('processes', 1)} × {r.get('threads', '?')}",
+            f"`{r.get('device', '?')}` {r.get('arithmetic', 'fp32')}", torch_build, kernel_env)
+
+
+def render_environment(comparison: dict, env: dict) -> list[str]:
+    """What trained each run, runs with the same machine and software on one row."""
+    groups: dict[tuple, list[str]] = {}
+    for name, r in comparison["runs"].items():
+        groups.setdefault(_environment_key(r), []).append(name)
+    lines = ["## Environment", "", REPRODUCIBLE, "",
+             "| runs | trained on | kernels (ATen capability, CPU flags) | BLAS | processes × threads | device | torch "
+             "| kernel env |", "| --- | --- | --- | --- | ---: | --- | --- | --- |"]
+    for key, names in groups.items():
+        shown = ", ".join(f"`{n}`" for n in names) if len(groups) > 1 else f"all {len(names)}"
+        lines.append(f"| {shown} | " + " | ".join(key) + " |")
     lines += ["", "Report built with " + ", ".join(f"{k} {v}" for k, v in env["packages"].items())
               + f" on {env['platform']}.", ""]
     return lines
@@ -524,10 +476,17 @@ def write_report(params: Params, inputs: Inputs, out_dir: Path) -> dict:
     from rnngan.evaluation import load_reference
     from rnngan.report_html import markdown_to_html
 
-    cells = collect(params, inputs)
+    comparison = read_json(inputs.comparison)
+    if comparison.get("variants") != list(params.model.variants) or comparison.get("seeds") != list(params.train.seeds):
+        raise ComparisonError(f"{inputs.comparison} compares {comparison.get('variants')} × seeds {comparison.get('seeds')}, "
+                         f"params.yaml asks for {list(params.model.variants)} × {list(params.train.seeds)}: "
+                         "rerun the compare stage (dvc repro)")
+    runs = collect(params, inputs, comparison)
+    real_metrics = read_json(inputs.metrics / f"{REAL}.json")
     stats = read_json(inputs.prepared / "stats.json")
     ref_meta = load_reference(inputs.reference)["meta"]
-    summary, sig = metrics_json(params, cells)
+    summary = metrics_json(params, comparison)
+    pv = comparison["per_variant"]
     out_dir.mkdir(parents=True, exist_ok=True)
     # Build everything in a temporary folder, then move each output into place: an interrupted
     # report leaves the old outputs, not half-written ones.
@@ -535,23 +494,31 @@ def write_report(params: Params, inputs: Inputs, out_dir: Path) -> dict:
         stage = Path(tmp)
         figures = stage / "figures"
         figures.mkdir()
-        for c in params.model.variants:
-            shutil.copyfile(inputs.samples / f"{c}.png", figures / f"samples_{c}.png")
-        real = np.load(inputs.prepared / "train.npy", mmap_mode="r")
+        for name in [*runs, REAL]:
+            shutil.copyfile(inputs.samples / f"{name}.png", figures / f"samples_{name}.png")
         grid = int(np.sqrt(params.sample.grid)) ** 2
-        save_grid(np.asarray(real[:grid]), figures / "samples_real.png", scale=2)
-        grids = {"real": make_grid(np.asarray(real[:grid]))}
-        for c in params.model.variants:
-            grids[c] = make_grid(np.asarray(np.load(inputs.samples / f"{c}.npy", mmap_mode="r")[:grid]))
-        samples_figure(grids, params.model.cell, figures / "samples.png")
-        plot_figures(cells, figures)
-        write_plot_data(cells, stage / "plots")
+
+        def first(name: str) -> np.ndarray:
+            return make_grid(np.asarray(np.load(inputs.samples / f"{name}.npy", mmap_mode="r")[:grid]))
+
+        grids = {REAL: first(REAL), **{pv[v]["median_run"]: first(pv[v]["median_run"]) for v in comparison["variants"]}}
+        labels = {REAL: "held-out real", **{pv[v]["median_run"]: f"{v}, seed {pv[v]['median_seed']}"
+                                            + (" (headline)" if v == params.model.cell else "")
+                                            for v in comparison["variants"]}}
+        samples_figure(grids, labels, figures / "samples.png")
+        seeds_figure(comparison, figures / "seeds.png")
+        losses_figure({n: r["losses"] for n, r in runs.items()}, {n: r["variant"] for n, r in runs.items()},
+                      figures / "losses.png")
+        distribution_figures({v: runs[pv[v]["median_run"]]["metrics"] for v in comparison["variants"]},
+                             real_metrics, figures)
+        write_plot_data(runs, real_metrics, stage / "plots")
         (stage / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-        markdown = render_markdown(params, cells, stats, ref_meta, summary, sig,
-                                   provenance(params, inputs.raw), environment())
+        markdown = render_markdown(params, comparison, runs, real_metrics, summary, stats, ref_meta,
+                                   provenance(params, inputs.raw), packages())
         (stage / "report.md").write_text(markdown)
         (stage / "report.html").write_text(markdown_to_html(markdown, stage))
         for name in OUTPUTS:
             replace_path(stage / name, out_dir / name, aside=stage / f".previous-{name}")
-    log.info("report for %d variants (headline %s) -> %s", len(cells), params.model.cell, out_dir)
+    log.info("report for %d variants × %d seeds (headline %s) -> %s", len(comparison["variants"]),
+             len(comparison["seeds"]), params.model.cell, out_dir)
     return summary

@@ -18,13 +18,14 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from rnngan.data.download import DownloadError
     from rnngan.data.preprocess import PreprocessError
     from rnngan.data.sources import SourceError
+    from rnngan.comparison import ComparisonError
     from rnngan.export import ExportCheckError
     from rnngan.metrics.inception import InceptionWeightsError
     from rnngan.sampling import GeneratorFileError
     from rnngan.training import TrainingError
 
     return (ParamsError, FormatError, PreprocessError, DownloadError, SourceError, GeneratorFileError,
-            TrainingError, ExportCheckError, InceptionWeightsError, ImageArrayError, FileNotFoundError)
+            TrainingError, ExportCheckError, ComparisonError, InceptionWeightsError, ImageArrayError, FileNotFoundError)
 
 
 def run_stage(name: str, build: Callable[[argparse.ArgumentParser], None],

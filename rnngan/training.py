@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnngan.environment import run_environment
 from rnngan.grids import make_grid, save_grid
 from rnngan.io import atomic_path, load_images, log, pick_device, progress, set_threads, write_json
 from rnngan.models.networks import NetConfig, build_discriminator, build_generator, count_parameters
@@ -66,7 +67,10 @@ class TrainConfig:
     threads: int = 0
 
     @classmethod
-    def from_params(cls, params, cell: str) -> "TrainConfig":
+    def from_params(cls, params, cell: str, seed: int) -> "TrainConfig":
+        """The run (`cell`, `seed`): `seed` is one of train.seeds, and the only seed training
+        reads (initialisation, batch order, noise), so seed s of any train.seeds list is the same
+        run; the data seed (params.seed) reaches training only through the augmented images."""
         t, m = params.train, params.model
         net = NetConfig.from_params(m, params.data.image_size, cell)
         if m.match_params:
@@ -75,7 +79,7 @@ class TrainConfig:
             # note: the reference is the LSTM at model.hidden/model.nf, fixed, so that changing
             # model.cell never resizes (and retrains) every variant
             net = match_params(dataclasses.replace(net, cell="lstm"), [cell])[cell]
-        return cls(net=net, seed=params.seed, steps=t.steps, batch_size=t.batch_size, lr=t.lr,
+        return cls(net=net, seed=seed, steps=t.steps, batch_size=t.batch_size, lr=t.lr,
                    beta1=t.beta1, beta2=t.beta2, ema=t.ema, real_label=t.real_label,
                    log_every=t.log_every, grid_every=t.grid_every,
                    checkpoint_every=t.checkpoint_every, device=t.device, precision=t.precision,
@@ -102,8 +106,9 @@ def g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for pe, p in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(p, 1.0 - decay)
+    # note: one multi-tensor kernel, not one lerp per parameter: on a 2-core CPU the per-tensor
+    # dispatch of EMA and a for-loop Adam cost a third of the step (benchmarks/train_throughput.py)
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
     copy_buffers(ema, model)   # BatchNorm statistics: copied, not averaged
 
 
@@ -318,7 +323,7 @@ def _param_name(key: str) -> str:
         return derived[key]
     if key.startswith("net."):
         return "model." + key[len("net."):]
-    return key if key == "seed" else f"train.{key}"
+    return "--seed (one of train.seeds)" if key == "seed" else f"train.{key}"
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:
@@ -363,8 +368,10 @@ class Run:
         self.D = build_discriminator(cfg.net).to(device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr, betas=betas)
+        # note: fused Adam (one kernel for all parameters, on CPU and CUDA) instead of torch's
+        # CPU default, a Python loop of small ops per parameter
+        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr, betas=betas, fused=True)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr, betas=betas, fused=True)
         self.step = 0
         self.history: list[list[float]] = []     # one row per log: step, STATS..., images/s
         self.window = [0.0] * len(STATS)         # sums since the last log row
@@ -508,8 +515,8 @@ def _autocast(device: torch.device, precision: str):
 
 
 def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+    grads = [p.grad.float() for p in module.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 def _open_live(work_dir: Path, run: Run, params_g: int, params_d: int):
@@ -563,8 +570,8 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
     # Fixed noise from its own generator: the same grid before and after a resume.
     fixed_z = torch.randn(GRID_COUNT, cfg.net.z_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(device)
     n_g, n_d = count_parameters(run.G), count_parameters(run.D)
-    log.info("train %s on %s: %d images %dx%d, G %d params, D %d params, device %s x%d, %d threads, "
-             "precision %s", cfg.net.cell, data_path, len(images), size, size, n_g, n_d, device, d.world,
+    log.info("train %s seed %d on %s: %d images %dx%d, G %d params, D %d params, device %s x%d, %d threads, "
+             "precision %s", cfg.net.cell, cfg.seed, data_path, len(images), size, size, n_g, n_d, device, d.world,
              threads, "bf16" if uses_bf16(device, cfg.precision) else "fp32")
 
     run.wrap(d)
@@ -578,7 +585,7 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
     pending: list[tuple[int, torch.Tensor]] = []   # (step, stats) not yet read back
     window_start, window_first = time.perf_counter(), run.step
     started, first_step = time.perf_counter(), run.step + 1
-    bar = progress(total=cfg.steps, initial=run.step, desc=f"train {cfg.net.cell}", unit="step",
+    bar = progress(total=cfg.steps, initial=run.step, desc=f"train {cfg.net.cell}-{cfg.seed}", unit="step",
                    **({} if d.main else {"disable": True}))
 
     def flush() -> None:
@@ -645,13 +652,13 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
         average_buffers(run.G, d)
         copy_buffers(run.G_ema, run.G)
         check_ranks_agree(run.G, d)
-    summary = {"cell": cfg.net.cell, "params_g": n_g, "params_d": n_d, "steps": cfg.steps,
+    summary = {"cell": cfg.net.cell, "seed": cfg.seed, "params_g": n_g, "params_d": n_d, "steps": cfg.steps,
                "batch_size": cfg.batch_size, "seconds": round(run.seconds, 2),
                "images_per_s": round((cfg.steps - first_step + 1) * cfg.batch_size
                                      / max(time.perf_counter() - started, 1e-9), 1),
                "resumed_from_step": first_step - 1, "device": str(device), "processes": d.world,
                "precision": "bf16" if uses_bf16(device, cfg.precision) else "fp32",
-               "threads": threads, "environment": environment(device), "net": dataclasses.asdict(cfg.net)}
+               "threads": threads, "environment": run_environment(device, threads), "net": dataclasses.asdict(cfg.net)}
     if d.main:
         live.end()
         _publish(run, out_dir, work_dir, data, sampler, summary)
@@ -659,29 +666,6 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
                  run.seconds, summary["images_per_s"])
     _barrier(d)
     return summary
-
-
-def environment(device: torch.device) -> dict:
-    """What trained the model, for the report: the device's name and the torch build."""
-    import platform
-
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = _cpu_model() or platform.processor() or platform.machine()
-    return {"device_name": name, "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
-            "python": platform.python_version(), "platform": platform.platform()}
-
-
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def _barrier(d: Dist) -> None:

@@ -1,4 +1,4 @@
-"""DVC stage `analyze@<cell>`: FID, KID, histogram distances and colour moments of the samples."""
+"""DVC stage `analyze@<variant>-<seed>`: FID, KID, precision/recall, histogram and spectral distances of one run's samples."""
 import sys
 from pathlib import Path
 
@@ -6,16 +6,16 @@ from rnngan.stage import run_stage
 
 
 def build(parser):
-    parser.add_argument("--cell", required=True)
-    parser.add_argument("--samples", type=Path, required=True, help="samples/<cell>.npy")
+    parser.add_argument("--run", required=True, help="<variant>-<seed>")
+    parser.add_argument("--samples", type=Path, required=True, help="samples/<variant>-<seed>.npy")
     parser.add_argument("--reference", type=Path, required=True, help="reference .npz")
-    parser.add_argument("--out", type=Path, required=True, help="metrics/<cell>.json")
+    parser.add_argument("--out", type=Path, required=True, help="metrics/<variant>-<seed>.json")
 
 
 def work(params, args):
     from rnngan.evaluation import analyze
 
-    analyze(args.cell, args.samples, args.reference, params.metrics, params.train.device, args.out)
+    analyze(args.run, args.samples, args.reference, params.metrics, params.train.device, args.out)
 
 
 if __name__ == "__main__":

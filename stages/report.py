@@ -9,17 +9,18 @@ def build(parser):
     parser.add_argument("--raw", type=Path, required=True, help="data/raw/<dataset> (source files)")
     parser.add_argument("--prepared", type=Path, required=True, help="data/prepared/<dataset>")
     parser.add_argument("--reference", type=Path, required=True, help="reference .npz")
-    parser.add_argument("--models", type=Path, required=True, help="models/ (one folder per cell)")
+    parser.add_argument("--comparison", type=Path, required=True, help="comparison/comparison.json")
+    parser.add_argument("--models", type=Path, required=True, help="models/ (one folder per run)")
     parser.add_argument("--samples", type=Path, required=True, help="samples/")
-    parser.add_argument("--metrics", type=Path, required=True, help="metrics/ (one json per cell)")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics/ (one json per run, real.json)")
     parser.add_argument("--out", type=Path, required=True, help="reports/")
 
 
 def work(params, args):
     from rnngan.report import Inputs, write_report
 
-    write_report(params, Inputs(args.raw, args.prepared, args.reference, args.models, args.samples,
-                                args.metrics), args.out)
+    write_report(params, Inputs(args.raw, args.prepared, args.reference, args.comparison, args.models,
+                                args.samples, args.metrics), args.out)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""DVC stage `sample@<cell>`: images from the EMA generator with a fixed seed, .npy and a grid."""
+"""DVC stage `sample@<variant>-<seed>`: images from the EMA generator with a fixed seed, .npy and a grid."""
 import sys
 from pathlib import Path
 
@@ -6,9 +6,9 @@ from rnngan.stage import run_stage
 
 
 def build(parser):
-    parser.add_argument("--generator", type=Path, required=True, help="models/<cell>/generator.pt")
-    parser.add_argument("--out-npy", type=Path, required=True, help="samples/<cell>.npy")
-    parser.add_argument("--out-png", type=Path, required=True, help="samples/<cell>.png")
+    parser.add_argument("--generator", type=Path, required=True, help="models/<variant>-<seed>/generator.pt")
+    parser.add_argument("--out-npy", type=Path, required=True, help="samples/<variant>-<seed>.npy")
+    parser.add_argument("--out-png", type=Path, required=True, help="samples/<variant>-<seed>.png")
 
 
 def work(params, args):

@@ -1,4 +1,4 @@
-"""DVC stage `train@<variant>`: one GAN variant; EMA generator, checkpoint, dvclive log.
+"""DVC stage `train@<variant>-<seed>`: one run of one GAN variant; EMA generator, checkpoint, dvclive log.
 
 With train.gpus > 1 the stage runs itself again under torchrun (one process per GPU, or per
 CPU process on gloo when train.device is cpu). Started by torchrun directly (multi-node), it
@@ -13,10 +13,12 @@ from rnngan.stage import run_stage
 
 def build(parser):
     parser.add_argument("--cell", required=True, help="one of model.variants")
+    parser.add_argument("--seed", type=int, required=True, help="one of train.seeds: the replicate")
     parser.add_argument("--data", type=Path, required=True, help="augmented train.npy")
-    parser.add_argument("--out", type=Path, required=True, help="models/<variant>: published at the end, whole")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="models/<variant>-<seed>: published at the end, whole")
     parser.add_argument("--checkpoints", type=Path, required=True,
-                        help="checkpoints/<variant>: where a run keeps its resumable state until it finishes")
+                        help="checkpoints/<variant>-<seed>: where a run keeps its resumable state until it finishes")
 
 
 def work(params, args):
@@ -25,9 +27,11 @@ def work(params, args):
 
     if args.cell not in params.model.variants:
         raise ParamsError(f"--cell {args.cell!r} is not in model.variants {params.model.variants}")
+    if args.seed not in params.train.seeds:
+        raise ParamsError(f"--seed {args.seed} is not in train.seeds {params.train.seeds}")
     if params.train.gpus > 1 and "WORLD_SIZE" not in os.environ:
         relaunch_under_torchrun(params.train.gpus)
-    train(TrainConfig.from_params(params, args.cell), args.data, args.out, args.checkpoints)
+    train(TrainConfig.from_params(params, args.cell, args.seed), args.data, args.out, args.checkpoints)
 
 
 def relaunch_under_torchrun(processes: int):

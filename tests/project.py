@@ -46,16 +46,19 @@ def stages_run(result: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
 
 
-# The default params shrunk so that the whole default pipeline (5 variants) runs in about a minute.
+# The default params shrunk so that the whole default pipeline (5 variants x 2 seeds) runs in
+# about two minutes.
 TINY = {
     "data": {"count": 240, "image_size": 16, "workers": 2},
     "model": {"hidden": 16, "nf": 8, "z_dim": 8, "timesteps": 2},
-    "train": {"steps": 6, "batch_size": 16, "log_every": 2, "grid_every": 3},
+    "train": {"steps": 6, "batch_size": 16, "log_every": 2, "grid_every": 3, "seeds": [0, 1]},
     "sample": {"count": 64, "grid": 16},
     "metrics": {"real_count": 64, "batch_size": 32, "bins": 16, "kid_subsets": 5,
                 "kid_subset_size": 32, "bootstrap": 10},   # 100 rounds take 13 s per variant here
 }
 CELLS = ["rnn", "lstm", "gru", "sru", "dcgan"]   # the default model.variants
+SEEDS = [0, 1]                                   # TINY's train.seeds
+RUNS = [f"{c}-{s}" for c in CELLS for s in SEEDS]   # one per (variant, seed): train@<run>, models/<run>
 
 
 def make_repo(root: Path, overrides: dict[str, dict]) -> Repo:

@@ -32,14 +32,16 @@ def cell_values(fid, lo, hi, kid=0.04, **extra):
     v = {"fid": fid, "fid_lo": lo, "fid_hi": hi, "kid": kid, "kid_lo": kid - 0.005, "kid_hi": kid + 0.005,
          "precision": 0.55, "recall": 0.02, "density": 0.2, "coverage": 0.07, "spectral_distance": 0.07,
          "params_g": 611696, "params_d": 233377, "train_seconds": 143.9, "images_per_s": 289.1,
-         "w1_grey": 12.17, "js_grey": 0.044, "ks_grey": 0.147, "fid_tier": 2, "kid_tier": 2}
+         "w1_grey": 12.17, "js_grey": 0.044, "ks_grey": 0.147, "fid_tier": 2, "kid_tier": 2,
+         "fid_std": 0.4, "kid_std": 0.004, "seeds": 3}
     v.update(extra)
     return v
 
 
 def metrics_file(head, cells, **top):
-    """reports/metrics.json as the report stage writes it: the headline at the top, all under cells."""
-    return {"cell": head, "dataset": "synthfaces", "image_size": 32, "features": "randinit",
+    """reports/metrics.json as the report stage writes it: the headline at the top, all under
+    cells, intervals over 3 seeds."""
+    return {"cell": head, "dataset": "synthfaces", "image_size": 32, "features": "randinit", "interval": "seeds",
             **cells[head], **top, "cells": cells}
 
 
@@ -144,7 +146,7 @@ def test_headline_row_carries_the_metrics_files_top_level_numbers_and_cell():
     rows = by_name(cmp.parse_exp_show(exp_show_output(), METRICS)[0])
     assert rows["head-gru"].cell == "gru"
     assert rows["head-gru"].metrics == {"dataset": "synthfaces", "image_size": 32, "features": "randinit",
-                                        **{k: RUN["gru"][k] for k in cmp.METRIC_KEYS}}
+                                        "interval": "seeds", **{k: RUN["gru"][k] for k in cmp.METRIC_KEYS}}
     assert rows["master"].number("fid") == 9.30 and rows["hidden-64"].number("fid") == 9.05
 
 
@@ -229,7 +231,8 @@ def test_overlap_with_the_best_is_stated_as_not_separable_at_the_confidence():
     overlap = next(n for n in c.notes if n.startswith("FID intervals overlapping"))
     assert "`ws-run` (lstm)" in overlap and "hidden-64" not in overlap
     assert "not separable from the best at 95% confidence" in overlap
-    assert any("compare within that run only" in n for n in c.notes)
+    assert any(n.startswith("Intervals are of each row's mean over its training seeds") and
+               "compare the variants of that revision only" in n for n in c.notes)
 
 
 def test_no_overlap_is_stated_when_every_other_interval_is_apart():
@@ -237,7 +240,21 @@ def test_no_overlap_is_stated_when_every_other_interval_is_apart():
     data[1]["experiments"].pop(2)          # ws-run, the only overlapping row
     c = comparison(data)
     assert "worse" in c.verdicts and "overlaps best" not in c.verdicts
-    assert any(n.startswith("No other FID interval overlaps the best's (95% bootstrap") for n in c.notes)
+    assert any(n.startswith("No other FID interval overlaps the best's (95% intervals)") for n in c.notes)
+
+
+def test_rows_with_one_seed_are_named_as_provisional_bootstrap_intervals():
+    data = exp_show_output()
+    hidden = data[1]["experiments"][1]["revs"][0]["data"]["metrics"][METRICS]["data"]
+    hidden["interval"] = "bootstrap"       # a one-seed experiment: -S 'train.seeds=[0]'
+    hidden["seeds"] = 1
+    c = comparison(data)
+    note = next(n for n in c.notes if "one training seed" in n)
+    assert note.startswith("`hidden-64` (lstm): one training seed") and "omits training variation" in note
+    assert "provisional" in note and "The other rows' intervals are over seeds." in note
+    head, body = cmp.table(c)
+    row = next(b for b in body if b[0] == "hidden-64")
+    assert row[head.index("seeds")] == "1"
 
 
 def test_row_without_an_interval_is_not_called_worse():

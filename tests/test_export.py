@@ -178,11 +178,13 @@ def test_a_failed_check_writes_nothing_and_keeps_the_old_file(tmp_path, monkeypa
     assert out.read_bytes() == b"old export" and [p.name for p in out.parent.iterdir()] == ["generator.onnx"]
 
 
-def stage_args(tmp_path, cell):
-    """Arguments of stages/export.py as dvc.yaml passes them, with a params file naming `cell`."""
+def stage_args(tmp_path, cell, medians=None):
+    """Arguments of stages/export.py as dvc.yaml passes them, with a params file naming `cell`
+    and the compare stage's medians file (by default: `cell`'s median run is seed 0)."""
     (tmp_path / "params.yaml").write_text(f"model:\n  cell: {cell}\n")
+    (tmp_path / "medians.json").write_text(json.dumps(medians or {cell: f"{cell}-0"}))
     return ["--params", str(tmp_path / "params.yaml"),
-            "--generator", str(tmp_path / "models" / "sru" / "generator.pt"),
+            "--models", str(tmp_path / "models"), "--medians", str(tmp_path / "medians.json"),
             "--out", str(tmp_path / "exports" / "generator.onnx"),
             "--summary", str(tmp_path / "exports" / "generator.json")]
 
@@ -193,12 +195,13 @@ def test_export_stage_writes_the_onnx_file_and_its_summary(tmp_path, monkeypatch
     monkeypatch.syspath_prepend(str(PROJECT))      # stages/ is not installed
     from stages.export import build, work
 
-    (tmp_path / "models" / "sru").mkdir(parents=True)
-    make_generator_file(tmp_path / "models" / "sru" / "generator.pt")
+    (tmp_path / "models" / "sru-1").mkdir(parents=True)
+    make_generator_file(tmp_path / "models" / "sru-1" / "generator.pt")
     # in this process (a fresh one spends ~8 s importing torch and warming the exporter up);
     # the refusal test below runs the stage as `python -m stages.export`
-    assert run_stage("export", build, work, stage_args(tmp_path, "sru")) == 0
+    assert run_stage("export", build, work, stage_args(tmp_path, "sru", {"sru": "sru-1", "gru": "gru-0"})) == 0
     summary = json.loads((tmp_path / "exports" / "generator.json").read_text())
+    assert summary["run"] == "sru-1"      # the headline variant's median-FID run
     data = (tmp_path / "exports" / "generator.onnx").read_bytes()
     assert summary["cell"] == "sru" and summary["max_abs_diff"] < summary["tolerance"] == export.TOLERANCE
     assert summary["sha256"] == hashlib.sha256(data).hexdigest() and summary["check_count"] == 64
@@ -206,10 +209,18 @@ def test_export_stage_writes_the_onnx_file_and_its_summary(tmp_path, monkeypatch
 
 
 def test_export_stage_refuses_a_generator_of_another_cell_than_model_cell(tmp_path):
-    (tmp_path / "models" / "sru").mkdir(parents=True)
-    make_generator_file(tmp_path / "models" / "sru" / "generator.pt")
+    (tmp_path / "models" / "lstm-0").mkdir(parents=True)
+    make_generator_file(tmp_path / "models" / "lstm-0" / "generator.pt")   # an sru generator
     r = subprocess.run([sys.executable, "-m", "stages.export", *stage_args(tmp_path, "lstm")],
                        cwd=PROJECT, capture_output=True, text=True, timeout=300, check=False)
     assert r.returncode == 2
     assert "rnngan export: error: model.cell='lstm' but" in r.stderr and "holds a 'sru' generator" in r.stderr
+    assert not (tmp_path / "exports").exists()
+
+
+def test_export_stage_names_a_headline_variant_the_comparison_does_not_have(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "stages.export", *stage_args(tmp_path, "lstm", {"gru": "gru-0"})],
+                       cwd=PROJECT, capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 2
+    assert "rnngan export: error: no run of variant 'lstm' was compared; the comparison has gru" in r.stderr
     assert not (tmp_path / "exports").exists()

@@ -112,7 +112,7 @@ def test_every_dependency_is_in_git_or_a_pushed_output(finished_project):
 def test_reviewer_pulls_a_pushed_run_and_nothing_reruns(shared, finished_project, tmp_path):
     author = shared.author
     cached, committed = split_outs(author)
-    assert "models/lstm" in cached and "samples/lstm.npy" in cached
+    assert "models/lstm-0" in cached and "samples/lstm-0.npy" in cached
     assert "reports/report.md" in committed and "reports/metrics.json" in committed
     objects = [p for p in (shared.store / "files").rglob("*") if p.is_file()]
     assert shared.pushed > 0 and shared.pushed == len(objects)
@@ -139,81 +139,81 @@ def test_reviewer_pulls_a_pushed_run_and_nothing_reruns(shared, finished_project
     # what was pulled is what the author produced, byte for byte; the committed reports too
     assert digests(root, cached) == digests(author.root, cached)
     assert digests(root, committed) == digests(finished_project.root, committed)
-    assert (root / "models" / "lstm" / "generator.pt").is_file()
+    assert (root / "models" / "lstm-0" / "generator.pt").is_file()
     assert not (root / "checkpoints").exists(), "train resume state is not a DVC output"
 
     # the pulled generator works: same seed, count and device as the sample stage, same images
     params = yaml.safe_load((root / "params.yaml").read_text())
     s, device = params["sample"], params["train"]["device"]
-    gen = [sys.executable, "-m", "rnngan.cli", "generate", "models/lstm/generator.pt",
+    gen = [sys.executable, "-m", "rnngan.cli", "generate", "models/lstm-0/generator.pt",
            "--device", device]
     reviewer.run(*gen, "--out", str(tmp_path / "x.png"), "--count", "16")
     assert (tmp_path / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     reviewer.run(*gen, "--out", str(tmp_path / "x.npy"), "--count", str(s["count"]),
                  "--seed", str(s["seed"]))
-    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), np.load(root / "samples/lstm.npy"))
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), np.load(root / "samples/lstm-0.npy"))
 
 
 def test_remote_missing_a_file_output(shared, tmp_path):
-    """The object of samples/lstm.npy is gone from the remote: `dvc pull` fetches and checks out
+    """The object of samples/lstm-0.npy is gone from the remote: `dvc pull` fetches and checks out
     everything else, fails naming the missing output and its hash, `dvc status` shows the
     stages it touches, and `dvc repro` rebuilds it alone, bit for bit."""
-    store, md5 = shared.store_without("samples/lstm.npy", tmp_path / "store")
+    store, md5 = shared.store_without("samples/lstm-0.npy", tmp_path / "store")
     reviewer = shared.fresh_clone(tmp_path / "reviewer", store)
     root = reviewer.root
 
     pull = reviewer.dvc("pull", check=False)
     said = pull.stdout + pull.stderr
     assert pull.returncode != 0
-    assert md5 in said and "samples/lstm.npy" in said, said
-    assert not (root / "samples" / "lstm.npy").exists()
+    assert md5 in said and "samples/lstm-0.npy" in said, said
+    assert not (root / "samples" / "lstm-0.npy").exists()
     cached, _ = split_outs(shared.author)
-    rest = [o for o in cached if o != "samples/lstm.npy"]
+    rest = [o for o in cached if o != "samples/lstm-0.npy"]
     assert digests(root, rest) == digests(shared.author.root, rest)
 
     assert UP_TO_DATE not in reviewer.dvc("status").stdout
     status = status_json(reviewer)
-    assert set(status) == {"sample@lstm", "analyze@lstm", "report"}, status
-    assert {"changed outs": {"samples/lstm.npy": "not in cache"}} in status["sample@lstm"]
+    assert set(status) == {"sample@lstm-0", "analyze@lstm-0", "report"}, status
+    assert {"changed outs": {"samples/lstm-0.npy": "not in cache"}} in status["sample@lstm-0"]
 
     # the author can see it (`dvc status --cloud`) and mend it with `dvc push`
     author = shared.author
     author.dvc("remote", "add", "--local", "-f", "lossy", str(store))
     cloud = author.dvc("status", "--cloud", "-r", "lossy", "--json")
-    assert "samples/lstm.npy" in json.loads(cloud.stdout), cloud.stdout
+    assert "samples/lstm-0.npy" in json.loads(cloud.stdout), cloud.stdout
     assert re.search(r"\b1 file pushed\b", author.dvc("push", "-r", "lossy").stdout)
     assert json.loads(author.dvc("status", "--cloud", "-r", "lossy", "--json").stdout) == {}
 
     # or the reviewer rebuilds just that output: nothing downstream changes
     repro = reviewer.dvc("repro")
-    assert stages_run(repro) == {"sample@lstm"}, repro.stdout
+    assert stages_run(repro) == {"sample@lstm-0"}, repro.stdout
     assert status_json(reviewer) == {}
-    assert digests(root, ["samples/lstm.npy"]) == digests(author.root, ["samples/lstm.npy"])
+    assert digests(root, ["samples/lstm-0.npy"]) == digests(author.root, ["samples/lstm-0.npy"])
 
 
 def test_remote_missing_a_file_inside_a_directory_output(shared, tmp_path):
-    """The object of models/lstm/generator.pt (one file of the models/lstm folder output) is gone.
+    """The object of models/lstm-0/generator.pt (one file of the models/lstm-0 folder output) is gone.
     DVC 3.67 then fails the whole `dvc pull` naming only the hash and checks out nothing;
-    `dvc checkout` gets the rest and names models/lstm, and `dvc status` shows what reruns."""
-    store, md5 = shared.store_without("models/lstm/generator.pt", tmp_path / "store")
+    `dvc checkout` gets the rest and names models/lstm-0, and `dvc status` shows what reruns."""
+    store, md5 = shared.store_without("models/lstm-0/generator.pt", tmp_path / "store")
     reviewer = shared.fresh_clone(tmp_path / "reviewer", store)
     root = reviewer.root
 
     pull = reviewer.dvc("pull", check=False)
     assert pull.returncode != 0
     assert md5 in pull.stdout + pull.stderr, pull.stdout + pull.stderr
-    assert not (root / "models" / "lstm" / "generator.pt").exists()
+    assert not (root / "models" / "lstm-0" / "generator.pt").exists()
     status = status_json(reviewer)
-    assert {"changed outs": {"models/lstm": "not in cache"}} in status["train@lstm"], status
+    assert {"changed outs": {"models/lstm-0": "not in cache"}} in status["train@lstm-0"], status
 
     checkout = reviewer.dvc("checkout", check=False)
     assert checkout.returncode != 0
-    assert "models/lstm" in checkout.stdout + checkout.stderr
+    assert "models/lstm-0" in checkout.stdout + checkout.stderr
     cached, _ = split_outs(shared.author)
-    rest = [o for o in cached if o != "models/lstm"]
+    rest = [o for o in cached if o != "models/lstm-0"]
     assert digests(root, rest) == digests(shared.author.root, rest)
-    assert not (root / "models" / "lstm").exists()
+    assert not (root / "models" / "lstm-0").exists()
     status = status_json(reviewer)
-    # train@lstm has lost its output; export and report read the models folder, sample@lstm the
-    # generator; analyze@lstm only reads samples/lstm.npy, which is there and unchanged
-    assert set(status) == {"train@lstm", "sample@lstm", "export", "report"}, status
+    # train@lstm-0 has lost its output; compare, export and report read the models folder,
+    # sample@lstm-0 the generator; analyze@lstm-0 only reads samples/lstm-0.npy, which is unchanged
+    assert set(status) == {"train@lstm-0", "sample@lstm-0", "compare", "export", "report"}, status

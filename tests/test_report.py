@@ -1,53 +1,59 @@
-"""The report's parts on small inputs: the headline verdict, provenance, the samples figure."""
+"""The report's parts on small inputs: seed-level verdicts, environment, provenance, samples figure."""
 import hashlib
 import json
 
 import cv2
 import numpy as np
-import pytest
 
+from rnngan.comparison import compare_runs
 from rnngan.config import parse_params
+from rnngan.environment import packages
 from rnngan.grids import make_grid
-from rnngan.report import environment, provenance, samples_figure, verdict
+from rnngan.report import provenance, render_environment, verdict
+from rnngan.report_figures import samples_figure
+from runs import params_for, train_of, write_runs
 
 
-def summary_of(values: dict[str, tuple[float, float, float]]) -> dict:
-    return {"cells": {c: {"fid": v, "fid_lo": lo, "fid_hi": hi} for c, (v, lo, hi) in values.items()}}
+def comparison_of(tmp_path, fids, seeds):
+    models, metrics = write_runs(tmp_path, fids, noise=0.2)
+    return compare_runs(params_for(list(fids), seeds), models, metrics)
 
 
-def comparison(a, b, diff, lo, hi, significant):
-    return {"a": a, "b": b, "difference": diff, "lo": lo, "hi": hi, "significant": significant,
-            "better": b if diff > 0 else a}
+def test_verdict_names_the_best_tier_by_seed_means_and_where_the_headline_stands(tmp_path):
+    c = comparison_of(tmp_path, {"rnn": [20.0, 21.0, 20.5], "lstm": [15.0, 15.5, 14.8], "gru": [9.0, 9.4, 8.8]},
+                      [0, 1, 2])
+    assert c["tests"]["fid"]["tiers"] == [["gru"], ["lstm"], ["rnn"]]
+    text = verdict("lstm", c, "fid", "FID", 2, 1.0)
+    assert text.startswith("**FID:** best variant `gru` 9.07 ± 0.31, separated from every lower tier by Welch "
+                           "tests over seeds")
+    assert text.endswith("`lstm` is in tier 2 of 3, 15.10 ± 0.36.")
+    assert "the headline is among them" in verdict("gru", c, "fid", "FID", 2, 1.0)
 
 
-SUMMARY = summary_of({"rnn": (11.0, 10.5, 11.6), "lstm": (9.3, 8.8, 9.9), "gru": (7.2, 6.8, 7.4)})
-SIG = {"fid": {"tiers": [["gru"], ["lstm"], ["rnn"]],
-               "comparisons": [comparison("rnn", "lstm", 1.7, 1.0, 2.5, True),
-                               comparison("rnn", "gru", 3.8, 3.0, 4.6, True),
-                               comparison("lstm", "gru", 2.1, 1.5, 2.8, True)]}}
+def test_verdict_says_so_when_nothing_is_separable(tmp_path):
+    c = comparison_of(tmp_path, {"rnn": [10.0, 14.0], "lstm": [11.0, 13.0]}, [0, 1])
+    assert verdict("rnn", c, "fid", "FID", 2, 1.0) == ("**FID:** no variant is separated from another "
+                                                       "(Welch tests over seeds).")
 
 
-def test_verdict_names_the_best_variant_and_how_far_behind_the_headline_is():
-    text = verdict("lstm", SUMMARY, SIG, "FID", "fid", 2)
-    assert text.startswith("**FID:** best variant `gru` 7.20 [6.80, 7.40]")
-    assert "`lstm` is tier 2 of 3, 2.10 [1.50, 2.80] behind `gru`." in text
-
-
-def test_verdict_orients_a_comparison_stored_the_other_way_round():
-    sig = {"fid": {**SIG["fid"], "comparisons": [comparison("gru", "lstm", -2.1, -2.8, -1.5, True)]}}
-    assert "2.10 [1.50, 2.80] behind `gru`" in verdict("lstm", SUMMARY, sig, "FID", "fid", 2)
-
-
-def test_verdict_says_so_when_the_headline_is_best_or_nothing_is_separable():
-    assert "the headline is among them" in verdict("gru", SUMMARY, SIG, "FID", "fid", 2)
-    tied = {"fid": {"tiers": [["rnn", "lstm", "gru"]], "comparisons": []}}
-    assert verdict("lstm", SUMMARY, tied, "FID", "fid", 2) == "**FID:** no variant differs significantly from another."
+def test_environment_groups_runs_by_machine_and_names_cpu_isa_blas_and_threads(tmp_path):
+    c = comparison_of(tmp_path, {"rnn": [10.0, 11.0], "lstm": [12.0, 13.0]}, [0, 1])
+    lines = render_environment(c, packages())
+    row = next(line for line in lines if line.startswith("| all 4 |"))
+    assert "Test CPU" in row and "AVX2 (avx2)" in row and "mkl 2024.2, oneDNN v3.1" in row and "1 × 2" in row
+    other = train_of("lstm", 1)
+    other["environment"] = {**other["environment"], "device_name": "Other CPU"}
+    c["runs"]["lstm-1"]["environment"] = other["environment"]
+    lines = render_environment(c, packages())
+    assert any(line.startswith("| `lstm-1` | Other CPU |") for line in lines)
+    assert any(line.startswith("| `rnn-0`, `rnn-1`, `lstm-0` | Test CPU |") for line in lines)
+    assert any("Bit-identical numbers need the same hardware and software" in line for line in lines)
 
 
 def test_samples_figure_puts_every_grid_at_one_pixel_per_pixel_under_its_name(tmp_path):
     rng = np.random.default_rng(0)
     grids = {n: make_grid(rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)) for n in ("real", "a", "b", "c")}
-    samples_figure(grids, "b", tmp_path / "s.png", per_row=3)
+    samples_figure(grids, {"b": "b (headline)"}, tmp_path / "s.png", per_row=3)
     canvas = cv2.cvtColor(cv2.imread(str(tmp_path / "s.png")), cv2.COLOR_BGR2RGB)
     side = grids["real"].shape[0]
     assert canvas.shape == (2 * (28 + side) + 12, 3 * side + 2 * 12, 3)
@@ -102,20 +108,6 @@ def test_provenance_of_synthfaces_says_it_is_drawn_not_published(tmp_path):
 
 
 def test_environment_lists_the_packages_that_matter_with_versions():
-    env = environment()["packages"]
+    env = packages()["packages"]
     for name in ("python", "torch", "numpy", "dvc"):
         assert env[name][0].isdigit(), (name, env[name])
-
-
-@pytest.mark.parametrize("key", ["fid", "kid"])
-def test_headline_values_keep_the_metrics_diff_short(key):
-    from rnngan.report import headline_values
-
-    metrics = {"fid": 9.1, "fid_interval": [8.5, 9.8], "kid": 0.04, "kid_interval": [0.03, 0.05],
-               "precision": 0.5, "recall": 0.1, "density": 0.3, "coverage": 0.2, "spectral_distance": 0.07,
-               "histogram_distances": {"grey": {"w1": 3.0, "js": 0.1, "ks": 0.2}},
-               "hsv_distances": {"hue": {"w1": float("nan")}, "saturation": {"w1": 5.0}}}
-    train = {"params_g": 10, "params_d": 5, "seconds": 1.5, "images_per_s": 100.0}
-    v = headline_values(train, metrics)
-    assert len(v) == 18 and v[f"{key}_lo"] < v[key] < v[f"{key}_hi"]
-    assert v["w1_hue"] is None   # NaN (colourless images) is not valid JSON

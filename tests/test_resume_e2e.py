@@ -19,7 +19,8 @@ pytestmark = pytest.mark.e2e
 TINY = {
     "data": {"count": 300, "image_size": 16},
     "model": {"cell": "gru", "variants": ["gru"], "hidden": 16, "timesteps": 2, "z_dim": 8, "nf": 8},
-    "train": {"steps": 300, "batch_size": 16, "log_every": 20, "grid_every": 100, "checkpoint_every": 20,
+    "train": {"seeds": [0],
+              "steps": 300, "batch_size": 16, "log_every": 20, "grid_every": 100, "checkpoint_every": 20,
               "device": "cpu", "threads": 1},
     "sample": {"count": 200, "grid": 16},
     "metrics": {"real_count": 200, "kid_subsets": 5, "kid_subset_size": 100, "bootstrap": 10},
@@ -42,8 +43,8 @@ def test_sigkilled_training_resumes_on_next_repro_bit_identical(tmp_path):
     repo = make_repo(tmp_path / "repo", TINY)
     repo.dvc("repro", "augment")
 
-    ckpt = repo.root / "checkpoints" / "gru" / "last.pt"
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train@gru"], cwd=repo.root, env=repo.env,
+    ckpt = repo.root / "checkpoints" / "gru-0" / "last.pt"
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train@gru-0"], cwd=repo.root, env=repo.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         wait_for_checkpoint(ckpt, proc)
@@ -53,22 +54,23 @@ def test_sigkilled_training_resumes_on_next_repro_bit_identical(tmp_path):
         proc.wait()
     killed_at = load_checkpoint(ckpt)["step"]
     assert 20 <= killed_at < 300
-    assert not (repo.root / "models" / "gru" / "generator.pt").exists(), "no half-written output"
+    assert not (repo.root / "models" / "gru-0" / "generator.pt").exists(), "no half-written output"
 
-    result = repo.dvc("repro", "train@gru")
-    assert "train@gru" in stages_run(result)
-    summary = json.loads((repo.root / "models" / "gru" / "train.json").read_text())
+    result = repo.dvc("repro", "train@gru-0")
+    assert "train@gru-0" in stages_run(result)
+    summary = json.loads((repo.root / "models" / "gru-0" / "train.json").read_text())
     # the kill may land while a later checkpoint is being written: resumed from that one or ours
     assert killed_at <= summary["resumed_from_step"] < 300
     assert summary["resumed_from_step"] % 20 == 0
     assert not ckpt.parent.exists(), "the work folder goes once the model is published"
-    assert repo.dvc("status", "train@gru").stdout.strip().endswith("up to date.")
+    assert repo.dvc("status", "train@gru-0").stdout.strip().endswith("up to date.")
 
     # the same stage, never interrupted
-    repo.run(sys.executable, "-m", "stages.train", "--cell", "gru", "--data", "data/augmented/synthfaces/train.npy",
+    repo.run(sys.executable, "-m", "stages.train", "--cell", "gru", "--seed", "0",
+             "--data", "data/augmented/synthfaces/train.npy",
              "--out", str(tmp_path / "ref"), "--checkpoints", str(tmp_path / "ref.work"))
     a = load_checkpoint(tmp_path / "ref" / "checkpoint.pt")
-    b = load_checkpoint(repo.root / "models" / "gru" / "checkpoint.pt")
+    b = load_checkpoint(repo.root / "models" / "gru-0" / "checkpoint.pt")
     assert a["step"] == b["step"] == 300
     for part in ("G", "D", "G_ema"):
         differ = [k for k in a[part] if not torch.equal(a[part][k], b[part][k])]

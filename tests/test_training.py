@@ -216,14 +216,14 @@ def test_two_processes_under_torchrun_on_gloo_resume_a_checkpoint(tmp_path, imag
 
     params = write_params(tmp_path / "params.yaml", gpus=2)
     # a single-process run of the same config, killed at step 8 (checkpoint at 6)
-    cfg = TrainConfig.from_params(load_params(params), "gru")
+    cfg = TrainConfig.from_params(load_params(params), "gru", 0)
     with monkeypatch.context() as m:
         interrupt_at(m, 8)
         with pytest.raises(Interrupt):
             train(cfg, images, tmp_path / "gru", tmp_path / "ck")
     env = {**os.environ, "RNNGAN_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "stages.train", "--params", str(params), "--cell", "gru",
-                        "--data", str(images), "--out", str(tmp_path / "gru"),
+                        "--seed", "0", "--data", str(images), "--out", str(tmp_path / "gru"),
                         "--checkpoints", str(tmp_path / "ck")],
                        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -239,3 +239,33 @@ def test_two_processes_under_torchrun_on_gloo_resume_a_checkpoint(tmp_path, imag
     G = load_generator(tmp_path / "gru" / "generator.pt", torch.device("cpu"))
     out = sample_images(G, 4, seed=0)
     assert out.shape == (4, 16, 16, 3) and out.std() > 0
+
+
+def test_a_seed_is_the_same_run_in_any_seeds_list_and_only_the_seed_reaches_training(tmp_path, images):
+    from rnngan.config import load_params
+
+    one = load_params(write_params(tmp_path / "one.yaml", seeds=[0]))
+    three = load_params(write_params(tmp_path / "three.yaml", seeds=[2, 0, 1]))
+    cfg = TrainConfig.from_params(one, "gru", 0)
+    assert cfg == TrainConfig.from_params(three, "gru", 0)
+    # the data seed does not reach the training config: it reaches training through the data only
+    other_data_seed = dataclasses.replace(three, seed=7)
+    assert TrainConfig.from_params(other_data_seed, "gru", 0) == cfg
+    runs = {}
+    for name, c in (("a", cfg), ("b", TrainConfig.from_params(three, "gru", 0)),
+                    ("seed1", TrainConfig.from_params(three, "gru", 1))):
+        train(c, images, tmp_path / name, tmp_path / f"{name}.work")
+        runs[name] = load_checkpoint(tmp_path / name / "checkpoint.pt")["G_ema"]
+    assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
+    assert not all(torch.equal(runs["a"][k], runs["seed1"][k]) for k in runs["a"])
+
+
+def test_the_train_stage_lists_every_train_param_but_the_seeds(tmp_path):
+    """Adding a seed must not rerun the other runs, and every other knob must rerun all of them."""
+    from rnngan.config import TrainParams
+
+    stage = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]["train"]
+    listed = {p for p in stage["params"] if p.startswith("train.")}
+    assert listed == {f"train.{f.name}" for f in dataclasses.fields(TrainParams) if f.name != "seeds"}
+    assert "seed" not in stage["params"] and stage["matrix"] == {"cell": "${model.variants}",
+                                                                  "seed": "${train.seeds}"}

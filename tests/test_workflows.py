@@ -303,7 +303,7 @@ def dvc_repo(tmp_path_factory):
     def write(fid, gru_fid, steps):
         (root / "params.yaml").write_text(f"train:\n  steps: {steps}\n")
         (root / "reports" / "metrics.json").write_text(
-            f'{{"fid": {fid}, "cells": {{"gru": {{"fid": {gru_fid}}}}}}}\n')
+            f'{{"fid": {fid}, "cells": {{"gru": {{"fid": {gru_fid}}}}}, "real": {{"fid": {gru_fid / 50}}}}}\n')
 
     sh("git", "init", "-q")
     sh("dvc", "init", "-q")
@@ -342,10 +342,11 @@ def comment(dvc_repo):
     return build_comment(dvc_repo, "base")
 
 
-def test_comment_puts_headline_metrics_first_and_every_variant_in_a_fold(comment):
+def test_comment_puts_headline_metrics_first_and_every_variant_and_the_real_row_in_a_fold(comment):
     headline, fold = comment.split("<details>")
     assert re.search(r"\| reports/metrics.json \| fid +\| 9.5 +\| 8.25 +\| -1.25 ", headline)
     assert "cells.gru.fid" not in headline and "| cells.gru.fid " in fold.split("</details>")[0]
+    assert "real.fid" not in headline and "| real.fid " in fold.split("</details>")[0]
     assert re.search(r"\| params.yaml \| train.steps \| 650 +\| 200 ", comment)
     assert "Profile overrides" not in comment
 

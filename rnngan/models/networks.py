@@ -185,7 +185,10 @@ def minibatch_stddev(f: torch.Tensor, group: int = 4) -> torch.Tensor:
     if g < 2:
         return torch.cat([f, f.new_zeros(b, 1, h, w)], dim=1)
     y = f.view(g, b // g, c, h, w)
-    std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))   # b/g
+    # note: the variance written out, not Tensor.var over the outer dim, whose CPU kernel (and
+    # its backward) ran 10x slower here and cost a tenth of the training step
+    var = (y - y.mean(dim=0)).square().mean(dim=0)
+    std = (var + 1e-8).sqrt().mean(dim=(1, 2, 3))   # b/g
     std = std.view(1, b // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(b, 1, h, w)
     return torch.cat([f, std], dim=1)
 
