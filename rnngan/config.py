@@ -120,6 +120,8 @@ class TrainParams:
     compile: bool = False
     gpus: int = _check(positive, 1)
     threads: int = _check(non_negative, 0)
+    # The portable CPU mode (rnngan/portable.py): the same bits on any x86 CPU, about 3x slower.
+    portable: bool = False
     # The training replicates: each seed is one run per variant (initialisation, batch order,
     # training noise), the same list for every variant; `seed` at the top is the data seed.
     seeds: list[int] = _check(

@@ -17,6 +17,8 @@ from pathlib import Path
 # Environment variables that change which CPU kernels run (all read once, at process start).
 KERNEL_ENV = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
               "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE")
+# What train.portable sets (rnngan/portable.py): one code path per library on any x86 CPU.
+PORTABLE_ENV = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 # The /proc/cpuinfo flags that decide which vector kernels a library may pick.
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni",
               "amx_tile", "amx_bf16")
@@ -80,8 +82,14 @@ def run_environment(device, threads: int) -> dict:
            "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
            "gpu_driver": _gpu_driver() if device.type == "cuda" else None,
            "kernel_env": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ},
+           "portable": in_portable_mode(),
            "python": platform.python_version(), "platform": platform.platform()}
     return env
+
+
+def in_portable_mode() -> bool:
+    """Whether this process runs with the portable mode's kernel switches."""
+    return all(os.environ.get(k) == v for k, v in PORTABLE_ENV.items())
 
 
 def packages() -> dict:

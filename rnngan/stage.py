@@ -29,8 +29,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def run_stage(name: str, build: Callable[[argparse.ArgumentParser], None],
-              work: Callable[[Params, argparse.Namespace], object], argv=None) -> int:
-    """Parse the stage's arguments, load params.yaml, run `work`; report user errors plainly."""
+              work: Callable[[Params, argparse.Namespace], object], argv=None, numeric: bool = False) -> int:
+    """Parse the stage's arguments, load params.yaml, run `work`; report user errors plainly.
+    A `numeric` stage (its numbers depend on the CPU kernels) honours train.portable."""
     parser = argparse.ArgumentParser(prog=f"python -m stages.{name}", description=f"DVC stage '{name}'.")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     build(parser)
@@ -38,6 +39,10 @@ def run_stage(name: str, build: Callable[[argparse.ArgumentParser], None],
     setup_logging()
     try:
         params = load_params(args.params)
+        if numeric:
+            from rnngan.portable import enter_portable
+
+            enter_portable(params)
         work(params, args)
     except user_errors() as exc:
         print(f"rnngan {name}: error: {exc}", file=sys.stderr)

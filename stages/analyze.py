@@ -19,4 +19,4 @@ def work(params, args):
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage("analyze", build, work))
+    sys.exit(run_stage("analyze", build, work, numeric=True))

@@ -21,4 +21,4 @@ def work(params, args):
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage("heldout", build, work))
+    sys.exit(run_stage("heldout", build, work, numeric=True))

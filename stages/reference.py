@@ -17,4 +17,4 @@ def work(params, args):
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage("reference", build, work))
+    sys.exit(run_stage("reference", build, work, numeric=True))

@@ -47,4 +47,4 @@ def relaunch_under_torchrun(processes: int):
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage("train", build, work))
+    sys.exit(run_stage("train", build, work, numeric=True))
