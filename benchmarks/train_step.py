@@ -36,7 +36,9 @@ from rnngan.training import Dist, Run, TrainConfig  # noqa: E402
 def ema_before(ema, model, decay):
     for pe, p in zip(ema.parameters(), model.parameters()):
         pe.lerp_(p, 1.0 - decay)
-    training.copy_buffers(ema, model)
+    with torch.no_grad():              # the buffer copy the EMA step used to make
+        for bd, bs in zip(ema.buffers(), model.buffers()):
+            bd.copy_(bs)
 
 
 def grad_norm_before(module):

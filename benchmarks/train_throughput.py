@@ -42,7 +42,7 @@ def configs(args) -> dict[str, TrainConfig]:
     nets = {c: (matched[c] if args.match_cells else dataclasses.replace(base, cell=c)) for c in CELLS}
     nets["dcgan"] = matched["dcgan"]
     return {name: TrainConfig(net=net, seed=0, steps=10**9, batch_size=args.batch, lr=2e-4, beta1=0.5,
-                              beta2=0.999, ema=0.999, real_label=0.9, log_every=10**9, grid_every=10**9,
+                              beta2=0.999, ema_images=10000, ema_rampup=0.05, real_label=0.9, log_every=10**9, grid_every=10**9,
                               device=args.device, precision=args.precision, compile=args.compile)
             for name, net in nets.items()}
 

@@ -34,7 +34,7 @@ from rnngan.formatting import fmt as _fmt
 # What a row carries from the metrics file: the headline's top level, or one `cells.<cell>`.
 METRIC_KEYS = ("fid", "fid_lo", "fid_hi", "fid_std", "kid", "kid_lo", "kid_hi", "kid_std", "precision",
                "recall", "density", "coverage", "spectral_distance", "w1_grey", "params_g", "params_d",
-               "train_seconds", "images_per_s", "fid_tier", "kid_tier", "seeds")
+               "train_seconds", "images_per_s", "fid_tier", "kid_tier", "seeds", "attr_tv", "attr_modes", "attr_kl")
 # Top level only, the same for every variant of a run: FIDs compare only where these agree.
 COMPARABLE_KEYS = ("dataset", "image_size", "features")
 # ... and what the intervals are: "seeds" (of the mean over train.seeds) or "bootstrap" (one run's
@@ -343,7 +343,7 @@ def _counts(r: Row) -> str:
 
 
 TABLE_HEAD = ("variant", "G / D params", "train s", "images/s", "seeds", "FID", "KID ×10⁻³", "precision",
-              "recall", "density", "coverage", "vs best")
+              "recall", "density", "coverage", "attribute TV", "joint modes", "vs best")
 
 
 def table(c: Comparison) -> tuple[list[str], list[list[str]]]:
@@ -362,6 +362,7 @@ def table(c: Comparison) -> tuple[list[str], list[list[str]]]:
             _interval(r, "fid", 2), _interval(r, "kid", 1, 1000.0),
             _fmt(r.number("precision"), 3), _fmt(r.number("recall"), 3),
             _fmt(r.number("density"), 3), _fmt(r.number("coverage"), 3),
+            _fmt(r.number("attr_tv"), 3), _fmt(r.number("attr_modes"), 3),
             verdict or NA,
         ])
     return head, body
@@ -377,7 +378,7 @@ def _intro(c: Comparison) -> str:
 def render_markdown(c: Comparison) -> str:
     head, body = table(c)
     right = {"G / D params", "train s", "images/s", "seeds", "FID", "KID ×10⁻³", "precision", "recall",
-             "density", "coverage"}
+             "density", "coverage", "attribute TV", "joint modes"}
     lines = [_intro(c), "", "| " + " | ".join(head) + " |",
              "| " + " | ".join("---:" if h in right else "---" for h in head) + " |"]
     for r, cells in zip(c.rows, body):

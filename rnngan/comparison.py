@@ -27,6 +27,9 @@ from rnngan.statistics import holm, normal_test, seeds_for_power, summarize, tie
 
 # The metrics compared across seeds, and whether lower is better.
 TESTED = {"fid": True, "kid": True, "precision": False, "recall": False, "density": False, "coverage": False}
+# Mode coverage on the dataset's attributes (rnngan.metrics.attributes), where it has them:
+# mean total variation of the marginals, fraction of the real joint modes produced, joint KL.
+ATTRIBUTE_TESTED = {"attr_tv": True, "attr_modes": False, "attr_kl": True}
 BOOTSTRAPPED = ("fid", "kid")             # those with a within-run bootstrap (sample noise)
 # Per-run numbers averaged over seeds for the tables, beside the tested ones.
 AVERAGED = ("w1_grey", "w1_hue", "w1_saturation", "spectral_distance", "train_seconds", "images_per_s")
@@ -51,6 +54,13 @@ def run_numbers(metrics: dict, train: dict | None) -> dict:
            "w1_grey": hist["grey"]["w1"], "w1_hue": _finite(hsv["hue"]["w1"]),
            "w1_saturation": _finite(hsv["saturation"]["w1"]),
            "spectral_distance": _finite(metrics["spectral_distance"]), "count": metrics["count"]}
+    attributes = metrics.get("attributes") or {}
+    if attributes.get("available"):
+        out.update({"attr_tv": attributes["tv_mean"], "attr_tv_max": attributes["tv_max"],
+                    "attr_tv_worst": attributes["tv_worst"], "attr_modes": attributes["modes"]["fraction"],
+                    "attr_modes_produced": attributes["modes"]["produced"],
+                    "attr_real_modes": attributes["modes"]["real_modes"], "attr_kl": attributes["modes"]["kl"],
+                    "attr_frequency": attributes["frequency"]})
     if train is not None:
         out.update({k: train[k] for k in ("seed", "params_g", "params_d", "steps", "images_per_s",
                                            "device", "processes", "threads")})
@@ -131,6 +141,9 @@ def compare_runs(params: Params, models: Path, metrics: Path) -> dict:
         _paired({**{f"{r}": b for v in variants for r, b in zip([run_name(v, s) for s in seeds], boot[key][v])},
                  REAL: BootstrapResult.from_dict(real_metrics["bootstrap"][key])})
 
+    # Attribute metrics join the tested ones only where every run and the real row have them.
+    with_attributes = all("attr_tv" in r for r in [*runs.values(), real])
+    tested = {**TESTED, **(ATTRIBUTE_TESTED if with_attributes else {})}
     per_variant = {}
     for v in variants:
         names = [run_name(v, s) for s in seeds]
@@ -138,7 +151,7 @@ def compare_runs(params: Params, models: Path, metrics: Path) -> dict:
         by_fid = sorted(names, key=lambda n: runs[n]["fid"])
         median = by_fid[(len(by_fid) - 1) // 2]
         summary = {key: {**summarize([r[key] for r in rs], confidence).to_dict(),
-                         "values": [r[key] for r in rs]} for key in TESTED}
+                         "values": [r[key] for r in rs]} for key in tested}
         for key in BOOTSTRAPPED:
             widths = [r[f"{key}_interval"][1] - r[f"{key}_interval"][0] for r in rs]
             summary[key]["bootstrap_width"] = float(np.mean(widths))
@@ -146,11 +159,14 @@ def compare_runs(params: Params, models: Path, metrics: Path) -> dict:
         per_variant[v] = {"runs": names, "median_run": median, "median_seed": runs[median]["seed"],
                           "params_g": rs[0]["params_g"], "params_d": rs[0]["params_d"],
                           "steps": rs[0]["steps"], "summary": summary, "means": means}
+        if with_attributes:
+            per_variant[v]["attribute_frequency"] = {a: float(np.mean([r["attr_frequency"][a] for r in rs]))
+                                                     for a in rs[0]["attr_frequency"]}
 
     measured = len(seeds) >= 2
     pairs = [(a, b) for i, a in enumerate(variants) for b in variants[i + 1:]]
     tests = {}
-    for key, lower in TESTED.items():
+    for key, lower in tested.items():
         values = {v: per_variant[v]["summary"][key]["values"] for v in variants}
         seed_level = _seed_tests(pairs, values, alpha) if measured and pairs else None
         sample_level = _sample_noise_tests(pairs, boot[key], alpha) if key in BOOTSTRAPPED and pairs else None
@@ -170,6 +186,9 @@ def compare_runs(params: Params, models: Path, metrics: Path) -> dict:
                       "pairs": table, "tiers": ranked}
     return {"variants": variants, "seeds": seeds, "confidence": confidence,
             "training_variation_measured": measured, "provisional": not measured,
+            "attributes": {"measured": with_attributes,
+                           "reason": None if with_attributes else (real_metrics.get("attributes") or {}).get(
+                               "reason", "the runs were analyzed without the attributes stage")},
             "runs": runs, "per_variant": per_variant, "real": real, "tests": tests}
 
 

@@ -24,6 +24,8 @@ DATASET_CROPS = {"synthfaces": ("landmarks", "center"), "celeba": ("center", "la
                  "lsun_bedroom": ("center",), "cityscapes": ("halves", "center")}
 CROPS = ("auto", "center", "landmarks", "wild", "halves")
 FEATURES = ("randinit", "pixels", "inception")    # keys of rnngan.metrics.features.EXTRACTORS
+LOSSES = ("ns", "hinge", "rpgan")                 # keys of rnngan.losses.LOSSES
+D_NORMS = ("batch", "spectral", "none")           # the discriminator's normalisation (rnngan.models.networks)
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -86,6 +88,9 @@ class AugmentParams:
     crop: float = _check(below_one, 0.0)
     blur: float = _check(unit, 0.0)
     lens: float = _check(lambda v: None if 0 <= v <= 0.5 else "must be between 0 and 0.5", 0.0)
+    # The probability that an image, real (cached by `augment`) or generated (in training, before
+    # D), goes through the policy at all: one function for both sides (rnngan/data/augment.py).
+    p: float = _check(unit, 0.5)
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,19 @@ class TrainParams:
     lr: float = _check(positive, 2e-4)
     beta1: float = _check(below_one, 0.5)
     beta2: float = _check(below_one, 0.999)
-    ema: float = _check(below_one, 0.999)
+    lr_d: float | None = _check(lambda v: None if v is None or v > 0 else "must be > 0 or null", None)
+    # The objective (rnngan/losses.py) and D's regularisers: R1 on real and R2 on generated
+    # images (gamma of each; 0 = off), applied every reg_every steps with that gain.
+    loss: str = _check(one_of(*LOSSES), "ns")
+    r1: float = _check(non_negative, 0.0)
+    r2: float = _check(non_negative, 0.0)
+    reg_every: int = _check(positive, 1)
+    d_norm: str = _check(one_of(*D_NORMS), "batch")
+    # The EMA generator's half-life in training images (StyleGAN2-ADA's ema_kimg x 1000; 0: no
+    # averaging), capped during the ramp-up at ema_rampup x the images seen (null: no ramp-up).
+    ema_images: int = _check(non_negative, 10000)
+    ema_rampup: float | None = _check(lambda v: None if v is None or 0 < v <= 1 else "must be > 0 and <= 1, or null",
+                                      0.05)
     real_label: float = _check(lambda v: None if 0.5 < v <= 1 else "must be > 0.5 and <= 1", 0.9)
     log_every: int = _check(positive, 10)
     grid_every: int = _check(positive, 100)
@@ -153,6 +170,18 @@ class MetricsParams:
 
 
 @dataclass(frozen=True)
+class AttributesParams:
+    # The attribute classifier behind mode coverage (rnngan/attributes.py); datasets without
+    # attribute labels ignore this section.
+    epochs: int = _check(positive, 10)
+    batch_size: int = _check(positive, 128)
+    lr: float = _check(positive, 2e-3)
+    width: int = _check(positive, 32)
+    min_accuracy: float = _check(lambda v: None if 0.5 <= v <= 1 else "must be between 0.5 and 1", 0.85)
+    modes: int = _check(lambda v: None if 1 <= v <= 16 else "must be between 1 and 16", 8)
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = 0
     data: DataParams = field(default_factory=DataParams)
@@ -161,6 +190,7 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     sample: SampleParams = field(default_factory=SampleParams)
     metrics: MetricsParams = field(default_factory=MetricsParams)
+    attributes: AttributesParams = field(default_factory=AttributesParams)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -243,6 +273,10 @@ def parse_params(raw: Any) -> Params:
     data = params.data
     if data.crop != "auto" and data.crop not in DATASET_CROPS[data.dataset]:
         raise ParamsError(crop_error(data.dataset, data.crop))
+    if params.train.loss != "ns" and params.train.real_label != 1:
+        raise ParamsError(
+            f"train.real_label={params.train.real_label} (one-sided label smoothing) belongs to the ns loss; "
+            f"set train.real_label=1 with train.loss={params.train.loss}")
     if params.train.batch_size % params.train.gpus:
         raise ParamsError(
             f"train.batch_size={params.train.batch_size} must be a multiple of train.gpus="

@@ -14,6 +14,7 @@ from rnngan.metrics.fid import feature_statistics, fid_from_statistics, kid
 from rnngan.metrics.prdc import prdc
 from rnngan.metrics.histograms import (CHANNELS, HSV_CHANNELS, colour_moments, histogram_distances, histograms,
                                        hsv_distances, hsv_histograms)
+from rnngan.subsets import reference_indices
 from rnngan.metrics.spectra import power_spectrum, spectral_distance, spectrum_frequencies
 
 
@@ -31,7 +32,7 @@ def compute_reference(images_path: Path, mp: MetricsParams, seed: int, device: s
     if count < mp.kid_subset_size:
         raise ParamsError(f"metrics.kid_subset_size={mp.kid_subset_size} exceeds the {count} real "
                           f"images in {images_path}")
-    idx = np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))
+    idx = reference_indices(len(images), mp.real_count, seed)
     subset = images[idx]
     features = extract_features(mp.features, subset, mp.batch_size, pick_device(device),
                                 progress_desc="reference features", **extractor_options(mp))
@@ -63,8 +64,9 @@ def load_reference(path: Path) -> dict:
 
 
 def analyze(cell: str, samples_path: Path, reference_path: Path, mp: MetricsParams, device: str,
-            out: Path) -> dict:
-    """Every metric of one variant's samples against the reference; written to metrics/<cell>.json."""
+            out: Path, attributes: Path | None = None) -> dict:
+    """Every metric of one variant's samples against the reference; written to metrics/<cell>.json.
+    With `attributes` (the attributes stage's folder), also mode coverage on the dataset's attributes."""
     ref = load_reference(reference_path)
     meta = ref["meta"]
     samples = load_images(samples_path)
@@ -93,6 +95,11 @@ def analyze(cell: str, samples_path: Path, reference_path: Path, mp: MetricsPara
     gen_hsv = hsv_histograms(samples, mp.bins)
     hsv_dist = hsv_distances({c: ref[f"hist_{c}"] for c in HSV_CHANNELS}, gen_hsv)
     spectrum = power_spectrum(samples)
+    attribute_metrics = None
+    if attributes is not None:
+        from rnngan.attributes import score_attributes
+
+        attribute_metrics = score_attributes(attributes, samples, mp.batch_size, device)
     result = {
         "cell": cell, "count": int(len(samples)), "real_count": meta["count"],
         "features": mp.features, "fid": fid, "fid_interval": [boot_fid.lo, boot_fid.hi],
@@ -114,9 +121,16 @@ def analyze(cell: str, samples_path: Path, reference_path: Path, mp: MetricsPara
         "spectrum": {"frequency": spectrum_frequencies(samples.shape[1], samples.shape[2]).tolist(),
                      "real": ref["spectrum"].tolist(), "generated": spectrum.tolist()},
     }
+    if attribute_metrics is not None:
+        result["attributes"] = attribute_metrics
     write_json(out, result)
     log.info("%s: FID %.3f [%.3f, %.3f], KID %.5f [%.5f, %.5f], precision %.3f, recall %.3f, density %.3f, "
              "coverage %.3f (%s features, %d vs %d images)", cell, fid, boot_fid.lo, boot_fid.hi, boot_kid.point,
              boot_kid.lo, boot_kid.hi, manifold["precision"], manifold["recall"], manifold["density"],
              manifold["coverage"], mp.features, len(samples), meta["count"])
+    if attribute_metrics and attribute_metrics["available"]:
+        m = attribute_metrics["modes"]
+        log.info("%s: attribute TV mean %.3f, max %.3f (%s); joint modes %d of %d, KL %.3f", cell,
+                 attribute_metrics["tv_mean"], attribute_metrics["tv_max"], attribute_metrics["tv_worst"],
+                 m["produced"], m["real_modes"], m["kl"])
     return result

@@ -49,7 +49,7 @@ def heldout_images(prepared: Path, reference_path: Path, count: int) -> tuple[np
 
 
 def score_heldout(prepared: Path, reference_path: Path, sp: SampleParams, mp: MetricsParams, device: str,
-                  out_npy: Path, out_png: Path, out: Path) -> dict:
+                  out_npy: Path, out_png: Path, out: Path, attributes: Path | None = None) -> dict:
     images, taken = heldout_images(prepared, reference_path, sp.count)
     if len(images) < sp.count:
         log.warning("only %d held-out real images (sample.count=%d): the real row is measured on fewer "
@@ -63,6 +63,6 @@ def score_heldout(prepared: Path, reference_path: Path, sp: SampleParams, mp: Me
     save_grid(images[:sp.grid], out_png, scale=2)
     log.info("held-out real row: %d images (%s)", len(images), ", ".join(f"{k} {v}" for k, v in taken.items()))
     # note: the row is named as its file is (metrics/real.json: "real"), like a run's
-    result = {**analyze(Path(out).stem, out_npy, reference_path, mp, device, out), "sources": taken}
+    result = {**analyze(Path(out).stem, out_npy, reference_path, mp, device, out, attributes), "sources": taken}
     write_json(out, result)
     return result

@@ -25,6 +25,7 @@ from rnngan.formatting import with_interval
 from rnngan.grids import make_grid
 from rnngan.io import log, read_json, replace_path
 from rnngan.metrics.histograms import bin_centres
+from rnngan.report_attributes import attribute_lines, attributes_figure
 from rnngan.report_figures import distribution_figures, losses_figure, samples_figure, seeds_figure
 
 OUTPUTS = ("report.md", "report.html", "figures", "plots", "metrics.json")
@@ -46,6 +47,7 @@ class Inputs:
     models: Path       # models/<variant>-<seed>/train.json and live/
     samples: Path      # samples/<variant>-<seed>.png and .npy, samples/real.*
     metrics: Path      # metrics/<variant>-<seed>.json, metrics/real.json
+    attributes: Path   # data/attributes/<dataset>: the attribute classifier's summary
 
 
 def read_losses(live_dir: Path) -> pd.DataFrame:
@@ -76,6 +78,9 @@ def _number(value: float | None, digits: int):
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
+# Mode coverage on attributes (where the dataset has them): mean marginal TV, share of the real
+# joint modes produced, joint KL.
+ATTRIBUTE_KEYS = ("attr_tv", "attr_modes", "attr_kl")
 # Rounding of the metrics file's numbers (digits).
 DIGITS = {"fid": 4, "kid": 6, "precision": 4, "recall": 4, "density": 4, "coverage": 4, "w1_grey": 4,
           "w1_hue": 4, "w1_saturation": 4, "spectral_distance": 5, "train_seconds": 1, "images_per_s": 1}
@@ -102,6 +107,9 @@ def variant_values(comparison: dict, variant: str) -> dict:
         out[key] = _number(s[key]["mean"], DIGITS[key])
     for key in ("w1_grey", "w1_hue", "w1_saturation", "spectral_distance", "train_seconds", "images_per_s"):
         out[key] = _number(pv["means"][key], DIGITS[key])
+    for key in ATTRIBUTE_KEYS:
+        if key in s:
+            out[key] = _number(s[key]["mean"], 4)
     out.update({"params_g": pv["params_g"], "params_d": pv["params_d"], "seeds": len(pv["runs"])})
     for key in ("fid", "kid"):
         out[f"{key}_tier"] = next(i for i, t in enumerate(comparison["tests"][key]["tiers"], start=1) if variant in t)
@@ -117,6 +125,9 @@ def real_values(comparison: dict) -> dict:
                     f"{key}_hi": _number(r[f"{key}_interval"][1], DIGITS[key])})
     for key in ("precision", "recall", "density", "coverage", "w1_grey", "spectral_distance"):
         out[key] = _number(r[key], DIGITS[key])
+    for key in ATTRIBUTE_KEYS:
+        if key in r:
+            out[key] = _number(r[key], 4)
     return out
 
 
@@ -274,7 +285,7 @@ def pairs_table(comparison: dict, key: str, label: str, digits: int, scale: floa
 
 
 def render_markdown(params: Params, comparison: dict, runs: dict[str, dict], real_metrics: dict, summary: dict,
-                    stats: dict, ref_meta: dict, provenance: dict, env: dict) -> str:
+                    stats: dict, ref_meta: dict, provenance: dict, env: dict, attributes: dict) -> str:
     """report.md: GitHub markdown, images as relative links under figures/, no raw HTML but
     <details> (which GitHub keeps)."""
     head = params.model.cell
@@ -387,6 +398,8 @@ def render_markdown(params: Params, comparison: dict, runs: dict[str, dict], rea
     for key, label, digits, scale in TESTED[2:]:
         lines += pairs_table(comparison, key, label, digits, scale) + [""]
     lines += ["</details>", ""]
+
+    lines += attribute_lines(comparison, attributes, _tiers_text)
 
     medians = {v: runs[pv[v]["median_run"]]["metrics"] for v in variants}
     lines += ["## Image statistics", "",
@@ -511,10 +524,13 @@ def write_report(params: Params, inputs: Inputs, out_dir: Path) -> dict:
                       figures / "losses.png")
         distribution_figures({v: runs[pv[v]["median_run"]]["metrics"] for v in comparison["variants"]},
                              real_metrics, figures)
+        attributes = read_json(inputs.attributes / "attributes.json")
+        if comparison["attributes"]["measured"]:
+            attributes_figure(comparison, attributes, figures / "attributes.png")
         write_plot_data(runs, real_metrics, stage / "plots")
         (stage / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
         markdown = render_markdown(params, comparison, runs, real_metrics, summary, stats, ref_meta,
-                                   provenance(params, inputs.raw), packages())
+                                   provenance(params, inputs.raw), packages(), attributes)
         (stage / "report.md").write_text(markdown)
         (stage / "report.html").write_text(markdown_to_html(markdown, stage))
         for name in OUTPUTS:

@@ -14,6 +14,7 @@ EXIT_USER_ERROR = 2
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'your input is wrong', not 'rnngan has a bug'."""
+    from rnngan.attributes import AttributesError
     from rnngan.data.celeba_format import FormatError
     from rnngan.data.download import DownloadError
     from rnngan.data.preprocess import PreprocessError
@@ -25,7 +26,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from rnngan.training import TrainingError
 
     return (ParamsError, FormatError, PreprocessError, DownloadError, SourceError, GeneratorFileError,
-            TrainingError, ExportCheckError, ComparisonError, InceptionWeightsError, ImageArrayError, FileNotFoundError)
+            TrainingError, ExportCheckError, ComparisonError, AttributesError, InceptionWeightsError, ImageArrayError, FileNotFoundError)
 
 
 def run_stage(name: str, build: Callable[[argparse.ArgumentParser], None],

@@ -25,15 +25,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rnngan.environment import run_environment
 from rnngan.grids import make_grid, save_grid
 from rnngan.io import atomic_path, load_images, log, pick_device, progress, set_threads, write_json
+from rnngan.data.augment import Policy, augment_batch, step_draws
+from rnngan.losses import LOSSES, gradient_penalty
 from rnngan.models.networks import NetConfig, build_discriminator, build_generator, count_parameters
 from rnngan.sampling import to_uint8
 
 GRID_COUNT = 64  # fixed-noise grid: 8 x 8
+# The EMA generator's BatchNorm statistics: averaged over this many batches of this fixed noise,
+# a function of its weights alone (the same for every run and seed).
+BN_BATCHES = 16
+BN_NOISE_SEED = 20240601
 CHECKPOINT_FORMAT = "rnngan-checkpoint/1"
 # Per-step statistics kept on the device and read back only when logging (no sync per step).
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g")
@@ -56,7 +61,8 @@ class TrainConfig:
     lr: float
     beta1: float
     beta2: float
-    ema: float
+    ema_images: int
+    ema_rampup: float | None
     real_label: float
     log_every: int
     grid_every: int
@@ -65,6 +71,12 @@ class TrainConfig:
     precision: str = "auto"
     compile: bool = False
     threads: int = 0
+    lr_d: float | None = None      # None: lr
+    loss: str = "ns"               # a key of rnngan.losses.LOSSES
+    r1: float = 0.0
+    r2: float = 0.0
+    reg_every: int = 1
+    augment: Policy = Policy()     # applied to every generated batch before D, as augment cached the real
 
     @classmethod
     def from_params(cls, params, cell: str, seed: int) -> "TrainConfig":
@@ -72,7 +84,7 @@ class TrainConfig:
         reads (initialisation, batch order, noise), so seed s of any train.seeds list is the same
         run; the data seed (params.seed) reaches training only through the augmented images."""
         t, m = params.train, params.model
-        net = NetConfig.from_params(m, params.data.image_size, cell)
+        net = dataclasses.replace(NetConfig.from_params(m, params.data.image_size, cell), d_norm=t.d_norm)
         if m.match_params:
             from rnngan.models.sizing import match_params
 
@@ -80,48 +92,58 @@ class TrainConfig:
             # model.cell never resizes (and retrains) every variant
             net = match_params(dataclasses.replace(net, cell="lstm"), [cell])[cell]
         return cls(net=net, seed=seed, steps=t.steps, batch_size=t.batch_size, lr=t.lr,
-                   beta1=t.beta1, beta2=t.beta2, ema=t.ema, real_label=t.real_label,
+                   beta1=t.beta1, beta2=t.beta2, lr_d=t.lr_d, loss=t.loss, r1=t.r1,
+                   r2=t.r2, reg_every=t.reg_every, augment=Policy.of(params.augment), ema_images=t.ema_images, ema_rampup=t.ema_rampup,
+                   real_label=t.real_label,
                    log_every=t.log_every, grid_every=t.grid_every,
                    checkpoint_every=t.checkpoint_every, device=t.device, precision=t.precision,
                    compile=t.compile, threads=t.threads)
 
 
-# --- the loss --------------------------------------------------------------------------------
-
-def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
-    """Cross-entropy of D on real (target `real_label`) and fake (target 0) images.
-
-    With real_label 1 this is -log D(x) - log(1 - D(G(z))). A real_label below 1 is one-sided
-    label smoothing (Salimans et al. 2016): D is never rewarded for certainty on real images.
-    note: at 0.9 it rescued an LSTM run whose D won outright within 100 steps in calibration.
-    """
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
-    return real + F.softplus(fake_logits).mean()
-
-
-def g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Non-saturating generator loss: -log D(G(z)) (Goodfellow et al. 2014)."""
-    return F.softplus(-fake_logits).mean()
-
+# --- the EMA ---------------------------------------------------------------------------------
 
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """Average the weights; the EMA generator's BatchNorm statistics are its own
+    (recompute_batchnorm), never the raw generator's, which do not fit the averaged weights."""
     # note: one multi-tensor kernel, not one lerp per parameter: on a 2-core CPU the per-tensor
     # dispatch of EMA and a for-loop Adam cost a third of the step (benchmarks/train_throughput.py)
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
-    copy_buffers(ema, model)   # BatchNorm statistics: copied, not averaged
+
+
+def ema_half_life(step: int, batch_size: int, half_life: int, rampup: float | None) -> float:
+    """The EMA's half-life in images after `step` steps: `train.ema_images`, capped during the
+    ramp-up at `train.ema_rampup` times the images seen so far (StyleGAN2-ADA's ema_kimg and
+    ema_rampup), so the random initialisation fades from the average at any run length."""
+    return float(half_life if rampup is None else min(half_life, step * batch_size * rampup))
+
+
+def ema_decay(step: int, batch_size: int, half_life: int, rampup: float | None) -> float:
+    """The per-step decay whose weight halves every `ema_half_life` images: 0.5 ** (B / h)."""
+    h = ema_half_life(step, batch_size, half_life, rampup)
+    return 0.5 ** (batch_size / h) if h > 0 else 0.0
 
 
 @torch.no_grad()
-def copy_buffers(dst: torch.nn.Module, src: torch.nn.Module) -> None:
-    for bd, bs in zip(dst.buffers(), src.buffers()):
-        bd.copy_(bs)
-
-
-def ema_decay(step: int, decay: float) -> float:
-    """Ramp the decay up over the first steps (as TF's ExponentialMovingAverage with num_updates),
-    so a short run's EMA is not dominated by the random initialisation."""
-    return min(decay, (1.0 + step) / (10.0 + step))
+def recompute_batchnorm(G: torch.nn.Module, batch_size: int, device: torch.device, seed: int = BN_NOISE_SEED,
+                        batches: int = BN_BATCHES) -> None:
+    """Give G BatchNorm statistics of its own weights: the exact average of the batch statistics
+    over `batches` batches of seeded noise (momentum None), then eval mode. Draws from its own
+    generator, never torch's global one, so training's random stream (and exact resume) is untouched."""
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    noise = torch.Generator().manual_seed(seed)
+    G.train()
+    for _ in range(batches):
+        G(torch.randn(batch_size, G.cfg.z_dim, generator=noise).to(device))
+    G.eval()
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -298,8 +320,8 @@ class DStep(torch.nn.Module):
         super().__init__()
         self.D = D
 
-    def forward(self, real, fake):
-        return self.D(real), self.D(fake)
+    def forward(self, real, fake, fused: bool | None = None):
+        return self.D(real, fused=fused), self.D(fake, fused=fused)
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -371,7 +393,8 @@ class Run:
         # note: fused Adam (one kernel for all parameters, on CPU and CUDA) instead of torch's
         # CPU default, a Python loop of small ops per parameter
         self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr, betas=betas, fused=True)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr, betas=betas, fused=True)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr if cfg.lr_d is None else cfg.lr_d, betas=betas,
+                                      fused=True)
         self.step = 0
         self.history: list[list[float]] = []     # one row per log: step, STATS..., images/s
         self.window = [0.0] * len(STATS)         # sums since the last log row
@@ -425,27 +448,49 @@ class Run:
         cfg, device = self.cfg, self.device
         step = self.step + 1
 
-        # (1) Update D: maximize log D(x) + log(1 - D(G(z)))
+        # (1) Update D on real against fake; every reg_every steps with R1 (on real) and R2 (on
+        # fake) added, times reg_every (StyleGAN2's lazy regularisation)
+        loss_fn = LOSSES[cfg.loss]
+        regularise = (cfg.r1 > 0 or cfg.r2 > 0) and step % cfg.reg_every == 0
         with _autocast(device, cfg.precision):
             fake = self.G_train(z)
-            real_logits, fake_logits = self.D_train(real, fake.detach())
-            loss_d = d_loss(real_logits.float(), fake_logits.float(), cfg.real_label)
+        fake_d = self.augment(fake.detach(), step, 0)
+        if regularise:
+            real_in = real.detach().requires_grad_(cfg.r1 > 0)
+            fake_in = fake_d.detach().requires_grad_(cfg.r2 > 0)
+            # note: the penalty needs D's double backward, which cuDNN's fused RNN and the compiled
+            # SRU recurrence lack: this forward runs the cell step by step, on CUDA too
+            with _autocast(device, cfg.precision):
+                real_logits, fake_logits = self.D_train(real_in, fake_in, fused=False)
+            loss_d = loss_fn.d(real_logits.float(), fake_logits.float(), cfg.real_label)
+            penalty = loss_d.new_zeros(())
+            if cfg.r1 > 0:
+                penalty = penalty + cfg.r1 / 2 * gradient_penalty(real_logits.float(), real_in)
+            if cfg.r2 > 0:
+                penalty = penalty + cfg.r2 / 2 * gradient_penalty(fake_logits.float(), fake_in)
+            loss_d_total = loss_d + cfg.reg_every * penalty
+        else:
+            with _autocast(device, cfg.precision):
+                real_logits, fake_logits = self.D_train(real, fake_d)
+            loss_d = loss_d_total = loss_fn.d(real_logits.float(), fake_logits.float(), cfg.real_label)
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        loss_d_total.backward()
         grad_norm_d = _grad_norm(self.D)
         self.opt_d.step()
 
-        # (2) Update G: maximize log D(G(z))
+        # (2) Update G: make D call its images real
         # note: D without its DDP wrapper and without weight gradients: only G learns here
         self.D.requires_grad_(False)
         with _autocast(device, cfg.precision):
-            loss_g = g_loss(self.D(fake).float())
+            fake_logits_g = self.D(self.augment(fake, step, 1)).float()
+            real_logits_g = self.D(real).float() if loss_fn.needs_real_for_g else None
+            loss_g = loss_fn.g(fake_logits_g, real_logits_g)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.D.requires_grad_(True)
         grad_norm_g = _grad_norm(self.G)
         self.opt_g.step()
-        update_ema(self.G_ema, self.G, ema_decay(step, cfg.ema))
+        update_ema(self.G_ema, self.G, ema_decay(step, cfg.batch_size, cfg.ema_images, cfg.ema_rampup))
         self.step = step
 
         with torch.no_grad():
@@ -453,6 +498,17 @@ class Run:
                                 torch.sigmoid(real_logits.detach().float()).mean(),
                                 torch.sigmoid(fake_logits.detach().float()).mean(),
                                 grad_norm_d, grad_norm_g])
+
+    def augment(self, images: torch.Tensor, step: int, which: int) -> torch.Tensor:
+        """The augmentation policy on a generated batch (this process's share of it), in float32
+        and differentiably: the same function the augment stage cached the real images with."""
+        policy = self.cfg.augment
+        if not policy.active():
+            return images
+        d = self.dist
+        share = images.shape[0]
+        u = step_draws(self.cfg.seed, step, which, share * d.world)[d.rank * share:(d.rank + 1) * share]
+        return augment_batch(images.float(), policy, u.to(images.device))
 
     def weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for m in (self.G, self.D, self.G_ema) for p in m.parameters())
@@ -573,6 +629,11 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
     log.info("train %s seed %d on %s: %d images %dx%d, G %d params, D %d params, device %s x%d, %d threads, "
              "precision %s", cfg.net.cell, cfg.seed, data_path, len(images), size, size, n_g, n_d, device, d.world,
              threads, "bf16" if uses_bf16(device, cfg.precision) else "fp32")
+    final_half_life = ema_half_life(cfg.steps, cfg.batch_size, cfg.ema_images, cfg.ema_rampup)
+    if cfg.ema_rampup is not None and final_half_life < cfg.ema_images:
+        log.warning("EMA: the ramp-up caps the half-life at %.0f images by the last step (train.ema_rampup=%s x "
+                    "%d images seen), below train.ema_images=%d, which this run never reaches", final_half_life,
+                    cfg.ema_rampup, cfg.steps * cfg.batch_size, cfg.ema_images)
 
     run.wrap(d)
     live = None
@@ -634,10 +695,8 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
                 bar.set_postfix(loss_d=f"{row[1]:.3f}", loss_g=f"{row[2]:.3f}")
             window_start, window_first = now, step
         if step % cfg.grid_every == 0 or last:
-            if d.world > 1:
-                average_buffers(run.G, d)
-                copy_buffers(run.G_ema, run.G)
             if d.main:
+                recompute_batchnorm(run.G_ema, cfg.batch_size, device)
                 with torch.no_grad():
                     grid = to_uint8(run.G_ema(fixed_z))
                 save_grid(grid, work_dir / "grids" / f"step_{step:06d}.png")
@@ -650,15 +709,16 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
 
     if d.world > 1:
         average_buffers(run.G, d)
-        copy_buffers(run.G_ema, run.G)
         check_ranks_agree(run.G, d)
+    recompute_batchnorm(run.G_ema, cfg.batch_size, device)   # what sampling and export use
     summary = {"cell": cfg.net.cell, "seed": cfg.seed, "params_g": n_g, "params_d": n_d, "steps": cfg.steps,
                "batch_size": cfg.batch_size, "seconds": round(run.seconds, 2),
                "images_per_s": round((cfg.steps - first_step + 1) * cfg.batch_size
                                      / max(time.perf_counter() - started, 1e-9), 1),
                "resumed_from_step": first_step - 1, "device": str(device), "processes": d.world,
                "precision": "bf16" if uses_bf16(device, cfg.precision) else "fp32",
-               "threads": threads, "environment": run_environment(device, threads), "net": dataclasses.asdict(cfg.net)}
+               "threads": threads, "environment": run_environment(device, threads), "net": dataclasses.asdict(cfg.net),
+               "ema_half_life_images": final_half_life}
     if d.main:
         live.end()
         _publish(run, out_dir, work_dir, data, sampler, summary)

@@ -10,6 +10,7 @@ def build(parser):
     parser.add_argument("--reference", type=Path, required=True, help="reference .npz")
     parser.add_argument("--out-npy", type=Path, required=True, help="samples/real.npy")
     parser.add_argument("--out-png", type=Path, required=True, help="samples/real.png")
+    parser.add_argument("--attributes", type=Path, help="data/attributes/<dataset> (mode coverage on attributes)")
     parser.add_argument("--out", type=Path, required=True, help="metrics/real.json")
 
 
@@ -17,7 +18,7 @@ def work(params, args):
     from rnngan.heldout import score_heldout
 
     score_heldout(args.prepared, args.reference, params.sample, params.metrics, params.train.device,
-                  args.out_npy, args.out_png, args.out)
+                  args.out_npy, args.out_png, args.out, attributes=args.attributes)
 
 
 if __name__ == "__main__":

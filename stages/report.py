@@ -13,6 +13,7 @@ def build(parser):
     parser.add_argument("--models", type=Path, required=True, help="models/ (one folder per run)")
     parser.add_argument("--samples", type=Path, required=True, help="samples/")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics/ (one json per run, real.json)")
+    parser.add_argument("--attributes", type=Path, required=True, help="data/attributes/<dataset>")
     parser.add_argument("--out", type=Path, required=True, help="reports/")
 
 
@@ -20,7 +21,7 @@ def work(params, args):
     from rnngan.report import Inputs, write_report
 
     write_report(params, Inputs(args.raw, args.prepared, args.reference, args.comparison, args.models,
-                                args.samples, args.metrics), args.out)
+                                args.samples, args.metrics, args.attributes), args.out)
 
 
 if __name__ == "__main__":

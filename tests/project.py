@@ -55,6 +55,7 @@ TINY = {
     "sample": {"count": 64, "grid": 16},
     "metrics": {"real_count": 64, "batch_size": 32, "bins": 16, "kid_subsets": 5,
                 "kid_subset_size": 32, "bootstrap": 10},   # 100 rounds take 13 s per variant here
+    "attributes": {"epochs": 40, "batch_size": 32, "min_accuracy": 0.6, "modes": 3},
 }
 CELLS = ["rnn", "lstm", "gru", "sru", "dcgan"]   # the default model.variants
 SEEDS = [0, 1]                                   # TINY's train.seeds

@@ -17,8 +17,17 @@ def bootstrap(metric: str, point: float, replicates) -> dict:
             "rounds": len(reps), "seed": 0, "n_real": 100, "n_fake": 100, "real_digest": "abc", "replicates": reps}
 
 
+def attributes_of(tv: float, produced: int, real_modes: int = 8, kl: float = 0.5) -> dict:
+    """A run's attribute block as analyze writes it (rnngan.metrics.attributes.attribute_scores)."""
+    frequency = {"Male": 0.5 + tv, "Smiling": 0.5 - tv}
+    return {"available": True, "count": 100, "frequency": frequency, "tv": {"Male": tv, "Smiling": tv},
+            "tv_mean": tv, "tv_max": tv, "tv_worst": "Male",
+            "modes": {"attributes": ["Male", "Smiling"], "real_modes": real_modes, "produced": produced,
+                      "fraction": produced / real_modes, "outside_real": 0.0, "kl": kl, "kl_pseudo_count": 0.5}}
+
+
 def metrics_of(name: str, fid: float, kid: float = 0.01, *, precision=0.5, recall=0.2, density=0.4, coverage=0.3,
-               noise: float = 0.3, shared=None) -> dict:
+               noise: float = 0.3, shared=None, attributes: dict | None = None) -> dict:
     """A run's metrics file. The bootstrap replicates are `shared` (the same real resamples for
     every run: a round-by-round component common to all) plus the run's own noise."""
     rng = np.random.default_rng(zlib.crc32(name.encode()))
@@ -31,7 +40,8 @@ def metrics_of(name: str, fid: float, kid: float = 0.01, *, precision=0.5, recal
     return {"cell": name, "count": 100, "fid": fid, "fid_interval": [fb["lo"], fb["hi"]], "kid": kid,
             "kid_interval": [kb["lo"], kb["hi"]], "precision": precision, "recall": recall, "density": density,
             "coverage": coverage, "bootstrap": {"fid": fb, "kid": kb}, "histogram_distances": hist,
-            "hsv_distances": hsv, "spectral_distance": 0.05}
+            "hsv_distances": hsv, "spectral_distance": 0.05,
+            **({"attributes": attributes} if attributes is not None else {})}
 
 
 def train_of(variant: str, seed: int) -> dict:

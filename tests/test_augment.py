@@ -1,4 +1,5 @@
-"""The augment stage: determinism, chunk independence, and what each operation does."""
+"""The augmentation policy: one differentiable function for the cached real images and the
+generated ones; determinism, chunk independence, what each operation does, and its gradient."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +9,10 @@ import numpy as np
 import pytest
 
 from rnngan.config import AugmentParams
-from rnngan.data.augment import Policy, augment_images, colour_jitter, lens, zoom
+import torch
+
+from rnngan.data import augment as A
+from rnngan.data.augment import N_DRAWS, Policy, augment_batch, augment_images, augment_uint8
 
 N, SIZE = 12, 24
 ALL_ON = Policy(flip=0.5, brightness=0.2, contrast=0.2, saturation=0.3, hue=0.1,
@@ -77,39 +81,105 @@ def test_each_op_on_its_own_runs_and_changes_images(images, tmp_path, op, streng
     assert sum(changed) >= N - 2, f"{op} changed only {sum(changed)} of {N} images"
 
 
+def one(image: np.ndarray, policy: Policy, **slots: float) -> np.ndarray:
+    """The policy on one uint8 image with chosen draws (every other slot 0.5: the middle)."""
+    u = np.full((1, N_DRAWS), 0.5)
+    u[0, A.APPLY] = 0.0
+    for name, value in slots.items():
+        u[0, getattr(A, name)] = value
+    return augment_uint8(image[None], policy, u)[0]
+
+
 def test_lens_with_negative_k_is_barrel_and_positive_k_pincushion():
     # A horizontal ramp: value = x. Barrel samples from further out (values move away from the
     # centre value), pincushion from further in.
     ramp = np.repeat(np.repeat((np.arange(64) * 4).astype(np.uint8)[None, :, None], 64, 0), 3, 2)
     row, col = 32, 52       # right of centre
-    assert lens(ramp, -0.3)[row, col, 0] > ramp[row, col, 0] + 4
-    assert lens(ramp, +0.3)[row, col, 0] < ramp[row, col, 0] - 4
-    np.testing.assert_array_equal(lens(ramp, 0.0), ramp)
+    policy = Policy(lens=0.3)
+    assert one(ramp, policy, LENS=0.0)[row, col, 0] > ramp[row, col, 0] + 4          # k = -0.3
+    assert one(ramp, policy, LENS=0.999)[row, col, 0] < ramp[row, col, 0] - 4        # k ~ +0.3
+    np.testing.assert_array_equal(one(ramp, policy, LENS=0.5), ramp)                 # k = 0
 
 
 def test_zoom_factor_above_one_enlarges_the_centre():
     square = np.zeros((32, 32, 3), np.uint8)
     square[12:20, 12:20] = 255
-    assert (zoom(square, 1.5) > 127).sum() > (square > 127).sum() * 1.8
-    assert (zoom(square, 0.7) > 127).sum() < (square > 127).sum() * 0.7
+    policy = Policy(scale=0.5)
+    assert (one(square, policy, SCALE=0.999) > 127).sum() > (square > 127).sum() * 1.8     # x1.5
+    assert (one(square, policy, SCALE=0.2) > 127).sum() < (square > 127).sum() * 0.7      # x0.8
 
 
 def test_colour_jitter_factors_move_the_image_the_right_way(images):
     image = images[0]
-    assert colour_jitter(image, brightness=1.2).mean() > image.mean() + 5
-    assert colour_jitter(image, contrast=0.5).std() < image.std() * 0.7
-    grey = colour_jitter(image, saturation=0.0).astype(int)
+    assert one(image, Policy(brightness=0.3), BRIGHTNESS=0.999).mean() > image.mean() + 5
+    assert one(image, Policy(contrast=0.5), CONTRAST=0.0).std() < image.std() * 0.7
+    grey = one(image, Policy(saturation=0.999), SATURATION=0.0).astype(int)
     assert np.abs(grey[..., 0] - grey[..., 2]).max() <= 1
     # A half-turn hue shift of pure red gives cyan.
-    red = np.zeros((2, 2, 3), np.uint8)
+    red = np.zeros((8, 8, 3), np.uint8)
     red[..., 0] = 200
-    np.testing.assert_array_equal(colour_jitter(red, hue=0.5)[0, 0], [0, 200, 200])
+    np.testing.assert_array_equal(one(red, Policy(hue=0.5), HUE=0.0)[0, 0], [0, 200, 200])
+
+
+def test_the_probability_p_decides_per_image_whether_the_policy_applies(images, tmp_path):
+    never, summary = run(images, dataclasses.replace(ALL_ON, p=0.0), tmp_path, "never.npy")
+    np.testing.assert_array_equal(never, images)
+    assert summary["ops"] == []
+    half, _ = run(images, dataclasses.replace(ALL_ON, p=0.5), tmp_path, "half.npy", copies=10)
+    always, _ = run(images, ALL_ON, tmp_path, "always.npy", copies=10)
+    untouched = [np.array_equal(a, images[i % N]) for i, a in enumerate(half)]
+    assert 0.3 < np.mean(untouched) < 0.7
+    assert not any(np.array_equal(a, images[i % N]) for i, a in enumerate(always))
+
+
+def test_every_op_is_differentiable_in_the_images():
+    x = (torch.rand(6, 3, 16, 16) * 2 - 1).requires_grad_(True)
+    u = torch.rand(6, N_DRAWS)
+    u[:, A.APPLY] = 0.0
+    u[:, A.BLUR] = 0.0
+    for op, strength in [("flip", 1.0), ("scale", 0.2), ("crop", 0.3), ("blur", 1.0), ("lens", 0.4),
+                         ("brightness", 0.3), ("contrast", 0.3), ("saturation", 0.5), ("hue", 0.2)]:
+        y = augment_batch(x, Policy(**{op: strength}), u)
+        (grad,) = torch.autograd.grad(y.square().sum(), x)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0, op
+        assert y.shape == x.shape and y.min() >= -1 - 1e-6 and y.max() <= 1 + 1e-6, op
+
+
+def test_the_cached_real_side_and_the_generated_side_follow_one_distribution(images):
+    """The augment stage's uint8 path and training's path for generated batches are one function:
+    on the same images and draws they agree to rounding; over many draws, the same statistics."""
+    from rnngan.models.networks import NetConfig
+    from rnngan.training import Dist, Run, TrainConfig
+
+    policy = dataclasses.replace(ALL_ON, p=0.5)
+    cfg = TrainConfig(net=NetConfig(cell="dcgan", image_size=32, hidden=8, z_dim=8, nf=8), seed=0,
+                      steps=1, batch_size=N, lr=2e-4, beta1=0.5, beta2=0.999, ema_images=10, ema_rampup=None,
+                      real_label=0.9, log_every=1, grid_every=1, augment=policy)
+    run = Run(cfg, torch.device("cpu"), Dist())
+    x = torch.from_numpy(images.astype(np.float32)).permute(0, 3, 1, 2) / 127.5 - 1
+    trained = run.augment(x, 7, 0)                      # what D sees of a generated batch at step 7
+    cached = augment_uint8(images, policy, A.step_draws(0, 7, 0, N).numpy())
+    as_uint8 = ((trained + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.abs(as_uint8.astype(int) - cached).max() <= 1
+    # over many draws: the same share left untouched, the same mean brightness shift
+    from scipy import stats
+
+    stage = np.concatenate([augment_uint8(images, policy, np.stack([A.image_draws(0, c, i) for i in range(N)]))
+                            for c in range(40)])
+    train = np.concatenate([((run.augment(x, s, 0) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+                            for s in range(40)])
+    same = lambda a: [np.array_equal(a[k], images[k % N]) for k in range(len(a))]    # noqa: E731
+    assert abs(np.mean(same(stage)) - np.mean(same(train))) < 0.12
+    assert stats.ks_2samp(stage.mean(axis=(1, 2, 3)), train.mean(axis=(1, 2, 3))).pvalue > 0.01
 
 
 def test_policy_accepts_the_params_dataclass_and_rejects_out_of_range_values():
     params = AugmentParams()
     policy = Policy.of(params)
     assert dataclasses.asdict(policy) == {f.name: getattr(params, f.name) for f in dataclasses.fields(Policy)}
+    assert policy.p == 0.5
+    with pytest.raises(ValueError, match="augment.p"):
+        Policy(p=1.5)
     with pytest.raises(ValueError, match="augment.hue"):
         Policy(hue=0.7)
     with pytest.raises(ValueError, match="augment.crop"):

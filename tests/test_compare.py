@@ -146,7 +146,7 @@ def test_headline_row_carries_the_metrics_files_top_level_numbers_and_cell():
     rows = by_name(cmp.parse_exp_show(exp_show_output(), METRICS)[0])
     assert rows["head-gru"].cell == "gru"
     assert rows["head-gru"].metrics == {"dataset": "synthfaces", "image_size": 32, "features": "randinit",
-                                        "interval": "seeds", **{k: RUN["gru"][k] for k in cmp.METRIC_KEYS}}
+                                        "interval": "seeds", **{k: RUN["gru"][k] for k in cmp.METRIC_KEYS if k in RUN["gru"]}}
     assert rows["master"].number("fid") == 9.30 and rows["hidden-64"].number("fid") == 9.05
 
 
@@ -457,3 +457,15 @@ def test_compare_cli_lists_a_queued_sweep_with_each_experiments_own_metrics(fini
     md = r.run(sys.executable, "-m", "rnngan.cli", "compare").stdout
     best = out["rows"][0]
     assert f"| **{best['experiment']}** | {best['rev']} |" in md and "| waiting | " in md
+
+
+def test_attribute_coverage_is_a_column_and_n_a_where_a_run_has_none():
+    c = comparison()
+    head, body = cmp.table(c)
+    assert head[-3:] == ["attribute TV", "joint modes", "vs best"]
+    assert all(row[-3:-1] == ["n/a", "n/a"] for row in body)       # these metrics files predate attributes
+    data = exp_show_output()
+    data[1]["data"]["metrics"][METRICS]["data"].update({"attr_tv": 0.119, "attr_modes": 0.40625, "attr_kl": 1.8})
+    rows = by_name(cmp.parse_exp_show(data, METRICS)[0])
+    head, body = cmp.table(cmp.compare([rows["master"]]))
+    assert dict(zip(head, body[0]))["attribute TV"] == "0.119" and dict(zip(head, body[0]))["joint modes"] == "0.406"

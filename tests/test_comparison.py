@@ -9,7 +9,7 @@ from scipy import stats
 from rnngan.comparison import ComparisonError, compare_runs, median_run, medians
 from rnngan.report import metrics_json, verdict
 from rnngan.statistics import holm
-from runs import ROUNDS, params_for, write_runs
+from runs import ROUNDS, attributes_of, metrics_of, params_for, write_runs
 
 
 def test_seed_tests_are_welch_on_the_per_seed_values_holm_adjusted(tmp_path):
@@ -104,3 +104,41 @@ def test_the_real_row_is_in_the_comparison_and_the_metrics_file(tmp_path):
     assert summary["real"]["fid"] == 0.13 and summary["real"]["coverage"] == 0.97
     assert set(summary["cells"]["rnn"]) >= {"fid", "fid_lo", "fid_hi", "fid_std", "kid_std", "seeds", "fid_tier"}
     assert summary["cells"]["rnn"]["w1_hue"] is None     # NaN is not JSON
+
+
+def _with_attributes(metrics, values: dict[str, list[tuple[float, int]]], real=(0.02, 8)) -> None:
+    """Add attribute blocks (TV, modes produced) to the runs write_runs wrote."""
+    for variant, per_seed in {**values, "real": [real]}.items():
+        for seed, (tv, produced) in enumerate(per_seed):
+            path = metrics / ("real.json" if variant == "real" else f"{variant}-{seed}.json")
+            m = json.loads(path.read_text())
+            m["attributes"] = attributes_of(tv, produced, kl=tv * 10)
+            path.write_text(json.dumps(m))
+
+
+def test_attribute_coverage_is_summarised_and_tested_over_seeds_when_every_run_has_it(tmp_path):
+    models, metrics = write_runs(tmp_path, {"rnn": [10.0, 11.0, 10.5], "dcgan": [9.0, 9.5, 9.2]})
+    _with_attributes(metrics, {"rnn": [(0.30, 2), (0.32, 3), (0.31, 2)], "dcgan": [(0.05, 7), (0.06, 8), (0.05, 7)]})
+    c = compare_runs(params_for(["rnn", "dcgan"], [0, 1, 2]), models, metrics)
+    assert c["attributes"] == {"measured": True, "reason": None}
+    tv = c["per_variant"]["rnn"]["summary"]["attr_tv"]
+    assert tv["values"] == [0.30, 0.32, 0.31] and tv["mean"] == pytest.approx(0.31)
+    ref = stats.ttest_ind([0.30, 0.32, 0.31], [0.05, 0.06, 0.05], equal_var=False)
+    assert c["tests"]["attr_tv"]["pairs"][0]["seeds"]["p"] == pytest.approx(ref.pvalue, rel=1e-10)
+    assert c["tests"]["attr_tv"]["tiers"] == [["dcgan"], ["rnn"]]             # lower TV is better
+    assert c["tests"]["attr_modes"]["tiers"] == [["dcgan"], ["rnn"]]          # more modes is better
+    assert c["per_variant"]["dcgan"]["attribute_frequency"]["Male"] == pytest.approx(0.5 + np.mean([0.05, 0.06, 0.05]))
+    assert c["real"]["attr_modes"] == 1.0
+    summary = metrics_json(params_for(["rnn", "dcgan"], [0, 1, 2]), c)
+    assert summary["cells"]["rnn"]["attr_tv"] == 0.31 and summary["real"]["attr_tv"] == 0.02
+
+
+def test_without_attributes_on_every_run_nothing_is_tested_on_them_and_the_reason_is_kept(tmp_path):
+    models, metrics = write_runs(tmp_path, {"rnn": [10.0, 11.0], "lstm": [12.0, 13.0]})
+    real = json.loads((metrics / "real.json").read_text())
+    real["attributes"] = {"available": False, "reason": "lsun_bedroom publishes no attribute labels"}
+    (metrics / "real.json").write_text(json.dumps(real))
+    c = compare_runs(params_for(["rnn", "lstm"], [0, 1]), models, metrics)
+    assert c["attributes"] == {"measured": False, "reason": "lsun_bedroom publishes no attribute labels"}
+    assert "attr_tv" not in c["tests"] and "attr_tv" not in c["per_variant"]["rnn"]["summary"]
+    assert "attr_tv" not in metrics_json(params_for(["rnn", "lstm"], [0, 1]), c)["cells"]["rnn"]

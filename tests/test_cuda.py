@@ -1,5 +1,6 @@
 """What only a GPU can check: cuDNN's sequence kernels and the compiled SRU recurrence against
-the step loop on CUDA, and a short bf16 / channels_last training run. Skipped without CUDA
+the step loop on CUDA, a short bf16 / channels_last training run, and the R1/R2 penalty's
+double backward (which cuDNN's fused RNN lacks). Skipped without CUDA
 (CI has none); run on a GPU machine with `pytest -q tests/test_cuda.py`."""
 import dataclasses
 import warnings
@@ -56,7 +57,7 @@ def test_short_bf16_channels_last_run_on_cuda_trains_and_resumes(cell, tmp_path)
     path = tmp_path / "train.npy"
     np.save(path, np.random.default_rng(0).integers(0, 256, (256, 32, 32, 3), dtype=np.uint8))
     cfg = TrainConfig(net=NetConfig(cell), seed=0, steps=20, batch_size=32, lr=2e-4, beta1=0.5, beta2=0.999,
-                      ema=0.99, real_label=0.9, log_every=5, grid_every=10, checkpoint_every=10,
+                      ema_images=40, ema_rampup=0.05, real_label=0.9, log_every=5, grid_every=10, checkpoint_every=10,
                       device="cuda", precision="auto")
     summary = train(cfg, path, tmp_path / "out", tmp_path / "work")
     assert summary["precision"] == "bf16" and summary["device"].startswith("cuda")
@@ -66,3 +67,36 @@ def test_short_bf16_channels_last_run_on_cuda_trains_and_resumes(cell, tmp_path)
     longer = dataclasses.replace(cfg, steps=25)
     # a finished run leaves no checkpoint to resume: a longer run starts afresh, and works
     assert train(longer, path, tmp_path / "out2", tmp_path / "work")["resumed_from_step"] == 0
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_cudnn_fused_rnn_has_no_double_backward_so_the_penalty_takes_the_step_loop(cell):
+    """Why training's R1/R2 forward passes fused=False: cuDNN's RNN kernels have no double
+    backward. The fused path fails on the penalty; the step loop gives it, through every cell."""
+    from rnngan.losses import gradient_penalty
+
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    D = Discriminator(NetConfig(cell, image_size=32, hidden=32, nf=16, d_norm="none")).to(dev)
+    x = torch.randn(16, 3, 32, 32, device=dev, requires_grad=True)
+    with pytest.raises(RuntimeError):
+        gradient_penalty(D(x, fused=True), x).backward()
+    D.zero_grad()
+    penalty = gradient_penalty(D(x, fused=False), x)
+    penalty.backward()
+    assert torch.isfinite(penalty) and all(p.grad is not None and torch.isfinite(p.grad).all()
+                                           for p in D.cell.parameters())
+
+
+@pytest.mark.parametrize("cell", ["lstm", "sru", "dcgan"])
+def test_the_r3gan_recipe_trains_on_cuda_in_bf16(cell, tmp_path):
+    from rnngan.training import TrainConfig, load_checkpoint, train
+
+    path = tmp_path / "train.npy"
+    np.save(path, np.random.default_rng(0).integers(0, 256, (256, 32, 32, 3), dtype=np.uint8))
+    cfg = TrainConfig(net=NetConfig(cell, d_norm="none"), seed=0, steps=12, batch_size=32, lr=2e-4, beta1=0.0,
+                      beta2=0.99, ema_images=400, ema_rampup=0.05, real_label=1.0, log_every=4, grid_every=12,
+                      checkpoint_every=12, device="cuda", precision="auto", loss="rpgan", r1=0.5, r2=0.5, reg_every=2)
+    train(cfg, path, tmp_path / "out", tmp_path / "work")
+    blob = load_checkpoint(tmp_path / "out" / "checkpoint.pt")
+    assert all(torch.isfinite(t).all() for part in ("G", "D") for t in blob[part].values() if t.is_floating_point())

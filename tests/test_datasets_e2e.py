@@ -18,6 +18,7 @@ TINY = {
     # a small reference, so that even LSUN's 12 + 3 images leave some held out for the real row
     "metrics": {"real_count": 6, "batch_size": 16, "bins": 16, "kid_subsets": 3, "kid_subset_size": 4,
                 "bootstrap": 10},
+    "attributes": {"epochs": 2, "batch_size": 8},
 }
 
 
@@ -40,7 +41,7 @@ def test_dvc_repro_runs_every_stage_from_a_local_copy(dataset, expected_train, t
             "verify": dataset != "celeba"}
     repo = make_repo(tmp_path / "project", {**TINY, "data": data})
     result = repo.dvc("repro")
-    assert stages_run(result) == {"download", "preprocess", "augment", "reference", "train@gru-0",
+    assert stages_run(result) == {"download", "preprocess", "augment", "reference", "attributes", "train@gru-0",
                                   "sample@gru-0", "analyze@gru-0", "heldout", "compare", "report", "export"}
 
     stats = json.loads((repo.root / f"data/prepared/{dataset}/stats.json").read_text())
@@ -52,5 +53,11 @@ def test_dvc_repro_runs_every_stage_from_a_local_copy(dataset, expected_train, t
     assert manifest["dataset"] == dataset
     metrics = json.loads((repo.root / "reports/metrics.json").read_text())
     assert metrics["cell"] == "gru" and np.isfinite(metrics["fid"])
+    # CelebA publishes attributes (its 40-image copy is too small to recognise any); the others none
+    attributes = json.loads((repo.root / f"data/attributes/{dataset}/attributes.json").read_text())
+    md = (repo.root / "reports/report.md").read_text()
+    assert not attributes["available"] and f"Not measured: {attributes['reason']}." in md
+    assert ("recognises none of the 40 attributes" if dataset == "celeba" else
+            f"{dataset} publishes no attribute labels") in attributes["reason"]
     # Nothing is stale afterwards.
     assert stages_run(repo.dvc("repro")) == set()

@@ -9,7 +9,7 @@ import torch
 from rnngan.models.cells import CELLS
 from rnngan.models.networks import (Discriminator, Generator, NetConfig, build_discriminator,
                                     build_generator, count_parameters)
-from rnngan.training import BatchSampler, ema_decay, update_ema
+from rnngan.training import BatchSampler, ema_decay, ema_half_life, recompute_batchnorm, update_ema
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -57,7 +57,7 @@ def test_image_size_must_be_a_power_of_two_multiple():
         Generator(NetConfig(cell="rnn", image_size=48))
 
 
-def test_ema_moves_towards_the_model_and_copies_buffers():
+def test_ema_moves_the_weights_towards_the_model_and_leaves_its_own_batchnorm_statistics():
     G = Generator(NetConfig(cell="rnn", image_size=16, hidden=8, z_dim=4, nf=8, timesteps=2))
     ema = copy.deepcopy(G)
     with torch.no_grad():
@@ -68,13 +68,49 @@ def test_ema_moves_towards_the_model_and_copies_buffers():
     update_ema(ema, G, 0.9)
     for b, pe, p in zip(before, ema.parameters(), G.parameters()):
         torch.testing.assert_close(pe, 0.9 * b + 0.1 * p)
-    assert torch.equal(ema.decoder.norms[0][0].running_mean, G.decoder.norms[0][0].running_mean)
+    assert torch.equal(ema.decoder.norms[0][0].running_mean, torch.zeros_like(G.decoder.norms[0][0].running_mean))
 
 
-def test_ema_decay_ramps_up_then_caps():
-    assert ema_decay(0, 0.999) == pytest.approx(0.1)
-    assert ema_decay(100, 0.999) < 0.93
-    assert ema_decay(10**6, 0.999) == 0.999
+def test_ema_half_life_is_in_images_and_ramps_up_as_stylegan_does():
+    # StyleGAN2-ADA: ema_nimg = min(ema_kimg * 1000, cur_nimg * ema_rampup); beta = 0.5 ** (batch / ema_nimg)
+    assert ema_half_life(650, 64, 10000, 0.05) == pytest.approx(650 * 64 * 0.05)     # capped by the ramp
+    assert ema_half_life(10**5, 64, 10000, 0.05) == 10000                             # then the half-life
+    assert ema_half_life(1, 64, 10000, None) == 10000
+    assert ema_decay(10**5, 64, 10000, 0.05) == pytest.approx(0.5 ** (64 / 10000))
+    # the weight of the average halves every half-life: (decay ** (h / B)) == 1/2
+    assert ema_decay(10**5, 64, 6400, None) ** 100 == pytest.approx(0.5)
+    assert ema_decay(5, 64, 0, 0.05) == 0.0                                           # no averaging
+    # every half-life changes the run (the old decay capped at 0.986 by step 650: 0.999 and 0.99 trained alike)
+    assert ema_decay(650, 64, 1000, 0.05) != ema_decay(650, 64, 2000, 0.05)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "dcgan"])
+def test_recomputed_batchnorm_statistics_make_eval_mode_match_the_generators_own_batch_statistics(cell):
+    from rnngan.models.networks import build_generator
+
+    torch.manual_seed(0)
+    G = build_generator(NetConfig(cell=cell, image_size=16, hidden=16, z_dim=8, nf=8, timesteps=2))
+    with torch.no_grad():                    # weights whose statistics differ from the initial ones
+        for p in G.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    z = torch.randn(1024, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        G.train()
+        batch_stats = G(z)                   # normalised by this batch's own statistics
+        G.eval()
+        stale = G(z)                         # the initial running statistics (mean 0, var 1)
+    recompute_batchnorm(G, 64, torch.device("cpu"), batches=16)
+    assert not G.training
+    with torch.no_grad():
+        own = G(z)
+    err_own, err_stale = (float((x - batch_stats).abs().mean()) for x in (own, stale))
+    assert err_own < 0.02 and err_own < 0.2 * err_stale, (err_own, err_stale)
+    # a function of the weights alone: the same statistics again, and the global RNG untouched
+    state = torch.get_rng_state()
+    first = [b.clone() for b in G.buffers()]
+    recompute_batchnorm(G, 64, torch.device("cpu"), batches=16)
+    assert all(torch.equal(a, b) for a, b in zip(first, G.buffers()))
+    assert torch.equal(state, torch.get_rng_state())
 
 
 def test_batch_sampler_covers_each_epoch_without_repeats():
@@ -99,7 +135,9 @@ def test_d_loss_is_cross_entropy_and_smoothing_moves_the_real_optimum():
 
     import torch.nn.functional as F
 
-    from rnngan.training import d_loss, g_loss
+    from rnngan.losses import LOSSES
+
+    d_loss, g_loss = LOSSES["ns"].d, LOSSES["ns"].g
 
     real, fake = torch.randn(16), torch.randn(16)
     plain = F.softplus(-real).mean() + F.softplus(fake).mean()

@@ -75,10 +75,20 @@ def test_cell_must_be_one_of_the_variants(raw):
 
 
 def test_missing_keys_take_defaults_and_floats_accept_ints(raw):
-    del raw["train"]["ema"]
+    del raw["train"]["ema_images"]
     raw["train"]["lr"] = 1
     p = parse_params(raw)
-    assert p.train.ema == 0.999 and p.train.lr == 1.0 and isinstance(p.train.lr, float)
+    assert p.train.ema_images == 10000 and p.train.lr == 1.0 and isinstance(p.train.lr, float)
+
+
+def test_the_old_ema_decay_key_is_refused_with_the_keys_that_replace_it(raw):
+    raw["train"]["ema"] = 0.999
+    with pytest.raises(ParamsError, match="unknown key 'train.ema'; allowed keys here: .*ema_images, ema_rampup"):
+        parse_params(raw)
+    del raw["train"]["ema"]
+    raw["train"]["ema_rampup"] = 0
+    with pytest.raises(ParamsError, match=r"train.ema_rampup=0 must be > 0 and <= 1, or null"):
+        parse_params(raw)
 
 
 def test_load_params_reports_missing_file_and_bad_yaml(tmp_path):

@@ -20,7 +20,8 @@ def repo(finished_project, tmp_path_factory) -> Repo:
 
 
 def test_repro_runs_every_stage(repo):
-    expected = {"download", "preprocess", "augment", "reference", "heldout", "compare", "report", "export"}
+    expected = {"download", "preprocess", "augment", "reference", "attributes", "heldout", "compare", "report",
+                "export"}
     expected |= {f"{s}@{r}" for s in ("train", "sample", "analyze") for r in RUNS}
     assert stages_run(repo.first_repro) == expected
 
@@ -79,9 +80,10 @@ def test_every_output_exists_with_the_published_formats(repo):
 
 VARIANT_KEYS = {"fid", "fid_lo", "fid_hi", "fid_std", "kid", "kid_lo", "kid_hi", "kid_std", "precision", "recall",
                 "density", "coverage", "spectral_distance", "w1_hue", "w1_saturation", "w1_grey", "fid_tier",
-                "kid_tier", "params_g", "params_d", "train_seconds", "images_per_s", "seeds"}
+                "kid_tier", "params_g", "params_d", "train_seconds", "images_per_s", "seeds",
+                "attr_tv", "attr_modes", "attr_kl"}
 REAL_KEYS = {"fid", "fid_lo", "fid_hi", "kid", "kid_lo", "kid_hi", "precision", "recall", "density", "coverage",
-             "w1_grey", "spectral_distance"}
+             "w1_grey", "spectral_distance", "attr_tv", "attr_modes", "attr_kl"}
 
 
 def test_report_and_metrics_json_have_every_key(repo):
@@ -101,13 +103,15 @@ def test_report_and_metrics_json_have_every_key(repo):
     for link in re.findall(r"\]\((figures/[^)]+)\)", md):
         assert (reports / link).is_file(), link
     for figure in ("samples_gru-0.png", "samples_gru-1.png", "samples_real.png", "seeds.png", "losses.png",
-                   "spectra.png"):
+                   "spectra.png", "attributes.png"):
         assert f"figures/{figure}" in md, figure
     assert "## Which variant is better" in md and "| pair (FID) | mean a − b | Welch t (df) | p, Holm |" in md
     assert md.startswith("# rnngan report: `lstm` on synthfaces 16×16\n")
     assert "| headline `lstm`, mean of 2 seeds [95% interval over seeds] |" in md
     assert "| held-out real images (the floor / ceiling) |" in md and "| *held-out real* |" in md
     assert "Bit-identical numbers need the same hardware and software" in md
+    assert "## Attributes: which modes the generators miss" in md and "| *held-out real* | 0." in md
+    assert "The classifier's held-out accuracy per attribute" in md
     assert "| `img_align_celeba.zip` |" in md and "hashed by the report" in md   # provenance
     assert "Report built with python" in md and "not recorded" not in md   # train.json's environment
     for r in RUNS:
@@ -137,9 +141,9 @@ def test_metrics_diff_is_one_markdown_row_per_headline_and_variant_number(repo):
             | {f"{group}.{c}.{k}" for group in ("cells",) for c, v in summary[group].items() for k in v}
             | {f"real.{k}" for k in summary["real"]})
     assert len(md) - 2 == len(metrics) and metrics == flat
-    # the headline's 5 labels and 23 numbers, each variant's 23 and the real row's 12: per-seed
+    # the headline's 5 labels and 26 numbers, each variant's 26 and the real row's 15: per-seed
     # numbers stay in metrics/<variant>-<seed>.json
-    assert len(flat) == 28 + 5 * 23 + 12
+    assert len(flat) == 31 + 5 * 26 + 15
 
 
 def test_second_repro_is_a_noop(repo):
@@ -167,6 +171,11 @@ def test_changing_a_metrics_param_reruns_only_evaluation(repo):
     params.write_text(yaml.safe_dump(values, sort_keys=False))
     result = repo.dvc("repro", "--dry")
     assert stages_run(result) == evaluation - {"compare"}
+    # the attribute classifier's params retrain it and rescore every run, and train nothing
+    values["attributes"]["min_accuracy"] = 0.7
+    params.write_text(yaml.safe_dump(values, sort_keys=False))
+    result = repo.dvc("repro", "--dry")
+    assert stages_run(result) == {"attributes"} | evaluation - {"compare"}
 
 
 def test_a_bad_cell_stops_with_a_clear_error(repo):

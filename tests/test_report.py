@@ -11,7 +11,7 @@ from rnngan.environment import packages
 from rnngan.grids import make_grid
 from rnngan.report import provenance, render_environment, verdict
 from rnngan.report_figures import samples_figure
-from runs import params_for, train_of, write_runs
+from runs import attributes_of, params_for, train_of, write_runs
 
 
 def comparison_of(tmp_path, fids, seeds):
@@ -111,3 +111,48 @@ def test_environment_lists_the_packages_that_matter_with_versions():
     env = packages()["packages"]
     for name in ("python", "torch", "numpy", "dvc"):
         assert env[name][0].isdigit(), (name, env[name])
+
+
+def _attribute_comparison(tmp_path):
+    models, metrics = write_runs(tmp_path, {"rnn": [10.0, 11.0], "dcgan": [9.0, 9.5]})
+    for name, (tv, produced) in {"rnn-0": (0.3, 2), "rnn-1": (0.32, 3), "dcgan-0": (0.05, 7), "dcgan-1": (0.06, 8),
+                                 "real": (0.02, 8)}.items():
+        m = json.loads((metrics / f"{name}.json").read_text())
+        m["attributes"] = attributes_of(tv, produced)
+        (metrics / f"{name}.json").write_text(json.dumps(m))
+    return compare_runs(params_for(["rnn", "dcgan"], [0, 1]), models, metrics)
+
+
+SUMMARY = {"available": True, "kept": ["Male", "Smiling"], "dropped": {"Bald": "constant in the training split (frequency 0)"},
+           "min_accuracy": 0.85, "trained_on": {"images": 500}, "measured_on": {"images": 100},
+           "real_frequency": {"Male": 0.5, "Smiling": 0.5},
+           "per_attribute": {"Male": {"real_frequency": 0.5, "balanced_accuracy": 0.97, "accuracy": 0.97},
+                             "Smiling": {"real_frequency": 0.5, "balanced_accuracy": 0.95, "accuracy": 0.96},
+                             "Bald": {"real_frequency": 0.0}},
+           "modes": {"attributes": ["Male", "Smiling"], "k": 2, "real_images": 800, "real_modes": 8}}
+
+
+def test_the_attribute_section_has_every_variant_the_real_row_the_classifier_and_the_figure(tmp_path):
+    from rnngan.report import _tiers_text
+    from rnngan.report_attributes import attribute_lines, attributes_figure
+
+    c = _attribute_comparison(tmp_path)
+    md = "\n".join(attribute_lines(c, SUMMARY, _tiers_text))
+    assert "| rnn | 0.310 ± 0.014 | Male (0.320) | 0.312 ± 0.088 (2 / 3 of 8) |" in md
+    assert "| dcgan | 0.055 ± 0.007 |" in md and "| *held-out real* | 0.020 | Male (0.020) | 1.000 (8 of 8) |" in md
+    assert "- **attribute TV**, best first: {`dcgan`} > {`rnn`}" in md
+    assert "| Bald | 0.000 | n/a | n/a | no: constant in the training split (frequency 0) |" in md
+    assert "keeps 2 of 40" in md and "![attribute frequencies](figures/attributes.png)" in md
+    attributes_figure(c, SUMMARY, tmp_path / "attributes.png")
+    image = cv2.imread(str(tmp_path / "attributes.png"))
+    assert image is not None and image.shape[0] > 200 and image.shape[1] > 400
+
+
+def test_the_attribute_section_says_why_when_nothing_was_measured(tmp_path):
+    from rnngan.report import _tiers_text
+    from rnngan.report_attributes import attribute_lines
+
+    c = comparison_of(tmp_path, {"rnn": [10.0, 11.0], "lstm": [12.0, 13.0]}, [0, 1])
+    c["attributes"] = {"measured": False, "reason": "cityscapes publishes no attribute labels"}
+    assert attribute_lines(c, {"available": False}, _tiers_text)[2] == (
+        "Not measured: cityscapes publishes no attribute labels.")

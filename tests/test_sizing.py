@@ -21,11 +21,11 @@ def test_the_default_config_is_the_one_params_yaml_ships():
 @pytest.mark.parametrize("variant", ALL)
 def test_closed_form_counts_are_the_built_networks_counts(variant):
     """Every size, feedback setting and discriminator override, against the real networks."""
-    for size, feedback, (d_hidden, d_nf), z_dim in itertools.product(
-            [8, 16, 32, 64], [True, False], [(None, None), (40, 12)], [16, 32]):
+    for size, feedback, (d_hidden, d_nf), z_dim, d_norm in itertools.product(
+            [8, 16, 32, 64], [True, False], [(None, None), (40, 12)], [16, 32], ["batch", "spectral", "none"]):
         # hidden 32 = z_dim * 2 or z_dim: SRU's generator without a highway projection is covered
         cfg = NetConfig(cell=variant, image_size=size, hidden=32, timesteps=3, z_dim=z_dim, nf=8,
-                        feedback=feedback, d_hidden=d_hidden, d_nf=d_nf)
+                        feedback=feedback, d_hidden=d_hidden, d_nf=d_nf, d_norm=d_norm)
         built = (count_parameters(build_generator(cfg)), count_parameters(build_discriminator(cfg)))
         assert parameter_counts(cfg) == built, cfg
 

@@ -1,6 +1,7 @@
 """The training engine: exact resume, refused checkpoints, non-finite values, the data order,
 the dvclive log across a resume, and DDP under torchrun (2 CPU processes on gloo)."""
 import csv
+import json
 import dataclasses
 import os
 import subprocess
@@ -13,12 +14,14 @@ import yaml
 
 import rnngan.training as training
 from conftest import PROJECT
+from rnngan.data.augment import Policy
 from rnngan.models.networks import NetConfig
 from rnngan.training import BatchSampler, TrainConfig, TrainingError, load_checkpoint, train
 
 NET = NetConfig(cell="gru", image_size=16, hidden=16, timesteps=2, z_dim=8, nf=8)
-CFG = TrainConfig(net=NET, seed=3, steps=24, batch_size=8, lr=2e-4, beta1=0.5, beta2=0.999, ema=0.99,
-                  real_label=0.9, log_every=4, grid_every=12, checkpoint_every=6, device="cpu", threads=1)
+CFG = TrainConfig(net=NET, seed=3, steps=24, batch_size=8, lr=2e-4, beta1=0.5, beta2=0.999, ema_images=40, ema_rampup=0.05,
+                  real_label=0.9, log_every=4, grid_every=12, checkpoint_every=6, device="cpu", threads=1,
+                  augment=Policy(flip=0.5, brightness=0.2, scale=0.1, p=0.5))   # generated batches augmented before D
 
 
 class Interrupt(Exception):
@@ -87,6 +90,17 @@ def test_interrupted_run_resumes_to_bit_identical_weights(tmp_path, images, monk
     ga = torch.load(tmp_path / "a" / "generator.pt", weights_only=True)["state_dict"]
     gb = torch.load(tmp_path / "b" / "generator.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(ga[k], gb[k]) for k in ga)
+    # the published EMA generator carries BatchNorm statistics of its own weights, not the raw G's
+    from rnngan.sampling import load_generator
+    from rnngan.training import recompute_batchnorm
+
+    G = load_generator(tmp_path / "a" / "generator.pt", torch.device("cpu"))
+    raw = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["G"]
+    published = {k: v.clone() for k, v in G.state_dict().items() if "running" in k}
+    assert published and any(not torch.equal(v, raw[k]) for k, v in published.items())
+    recompute_batchnorm(G, CFG.batch_size, torch.device("cpu"))
+    assert all(torch.equal(v, G.state_dict()[k]) for k, v in published.items())
+    assert json.loads((tmp_path / "a" / "train.json").read_text())["ema_half_life_images"] == pytest.approx(24 * 8 * 0.05)
     # the same fixed-noise grids, and a dvclive log with each step once, as uninterrupted
     grids = sorted(p.name for p in (tmp_path / "a" / "grids").iterdir())
     assert grids == sorted(p.name for p in (tmp_path / "b" / "grids").iterdir()) == \
@@ -155,13 +169,13 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, images):
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, images, monkeypatch):
-    real, calls = training.g_loss, {"n": 0}
+    ns, calls = training.LOSSES["ns"], {"n": 0}
 
-    def poisoned(fake_logits):
+    def poisoned(fake_logits, real_logits=None):
         calls["n"] += 1
-        loss = real(fake_logits)
+        loss = ns.g(fake_logits, real_logits)
         return loss * float("nan") if calls["n"] == 9 else loss
-    monkeypatch.setattr(training, "g_loss", poisoned)
+    monkeypatch.setitem(training.LOSSES, "ns", dataclasses.replace(ns, g=poisoned))
     with pytest.raises(TrainingError, match=r"non-finite value at step 9 \(loss_g=nan.*step 6\) is kept"):
         train(CFG, images, tmp_path / "b", tmp_path / "b.work")
     blob = load_checkpoint(tmp_path / "b.work" / "last.pt")

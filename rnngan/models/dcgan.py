@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from rnngan.models.networks import NetConfig, dcgan_init
+from rnngan.models.networks import NetConfig, dcgan_init, discriminator_norm
 
 
 def _levels(size: int) -> int:
@@ -64,7 +64,8 @@ class DCGANDiscriminator(nn.Module):
             # state size. ndf x (size/2) x (size/2)
         ]
         for cin, cout in zip(chans, chans[1:]):
-            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout),
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False),
+                       *([nn.BatchNorm2d(cout)] if cfg.d_norm == "batch" else []),
                        nn.LeakyReLU(0.2, inplace=True)]
             # state size. each layer: twice the channels, half the side
         # state size. (ndf*2^(k-1)) x 4 x 4
@@ -74,7 +75,8 @@ class DCGANDiscriminator(nn.Module):
         # state size. 1 x 1 x 1
         self.main = nn.Sequential(*layers)
         dcgan_init(self)
+        discriminator_norm(self, cfg.d_norm)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images B x 3 x size x size -> logits B."""
+    def forward(self, images: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
+        """images B x 3 x size x size -> logits B. (`fused` is the recurrent D's; nothing to fuse here.)"""
         return self.main(images).view(-1)

@@ -36,6 +36,7 @@ class NetConfig:
     # note: set apart from hidden/nf only when parameter budgets are matched (rnngan.models.sizing)
     d_hidden: int | None = None   # the discriminator's cell size; None = hidden
     d_nf: int | None = None       # the discriminator's base width; None = nf
+    d_norm: str = "batch"         # the discriminator's normalisation: batch | spectral | none (train.d_norm)
 
     @property
     def disc_hidden(self) -> int:
@@ -58,6 +59,18 @@ def _levels(size: int, base: int) -> int:
     if n < 0 or base * 2 ** n != size:
         raise ValueError(f"image size {size} must be {base} times a power of two")
     return n
+
+
+def discriminator_norm(D: nn.Module, d_norm: str) -> None:
+    """`spectral`: every convolution and linear layer of D divided by its largest singular value
+    (Miyato et al. 2018; one power iteration per forward); `batch` and `none` are built in place
+    (BatchNorm layers, or none: R3GAN's D has no normalisation layers)."""
+    if d_norm not in ("batch", "spectral", "none"):
+        raise ValueError(f"unknown discriminator normalisation {d_norm!r}; allowed: batch, spectral, none")
+    if d_norm == "spectral":
+        for m in list(D.modules()):
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.utils.parametrizations.spectral_norm(m)
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -204,7 +217,7 @@ class Discriminator(nn.Module):
         cin, cout = 3, cfg.disc_nf
         for i in range(downs):
             layers.append(nn.Conv2d(cin, cout, 4, 2, 1, bias=i == 0))
-            if i > 0:  # as DCGAN: no BatchNorm on the input layer
+            if i > 0 and cfg.d_norm == "batch":  # as DCGAN: no BatchNorm on the input layer
                 layers.append(nn.BatchNorm2d(cout))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             cin, cout = cout, cout * 2
@@ -214,6 +227,7 @@ class Discriminator(nn.Module):
         self.cell = make_cell(cfg.cell, cfg.disc_hidden, cfg.disc_hidden)
         self.head = nn.Linear(cfg.disc_hidden, 1)
         dcgan_init(self)
+        discriminator_norm(self, cfg.d_norm)
 
     def forward(self, images: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
         """images B x 3 x size x size -> logits B. fused: see Cell.forward_sequence."""

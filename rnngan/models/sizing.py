@@ -52,7 +52,8 @@ def _recurrent_generator(cfg: NetConfig) -> int:
 def _recurrent_discriminator(cfg: NetConfig) -> int:
     h, downs = cfg.disc_hidden, _levels(cfg.image_size, 8)
     chans = [cfg.disc_nf * 2 ** i for i in range(downs)]
-    trunk = sum(_conv4(a, b, bias=i == 0) + (2 * b if i else 0)
+    bn = cfg.d_norm == "batch"
+    trunk = sum(_conv4(a, b, bias=i == 0) + (2 * b if i and bn else 0)
                 for i, (a, b) in enumerate(zip([3, *chans], chans)))
     rows_in = ((chans[-1] if chans else 3) + 1) * 8                     # + minibatch-stddev channel
     return trunk + _linear(rows_in, h) + _cell(cfg.cell, h, h) + _linear(h, 1)
@@ -66,7 +67,8 @@ def _dcgan_generator(cfg: NetConfig) -> int:
 
 def _dcgan_discriminator(cfg: NetConfig) -> int:
     chans = [cfg.disc_nf * 2 ** i for i in range(_dcgan_levels(cfg.image_size))]
-    return (_conv4(3, chans[0]) + sum(_conv4(a, b) + 2 * b for a, b in zip(chans, chans[1:]))
+    bn = 2 if cfg.d_norm == "batch" else 0
+    return (_conv4(3, chans[0]) + sum(_conv4(a, b) + bn * b for a, b in zip(chans, chans[1:]))
             + _conv4(chans[-1], 1))
 
 
