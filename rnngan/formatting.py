@@ -17,3 +17,9 @@ def with_interval(value: float | None, lo: float | None, hi: float | None, digit
     if lo is not None and hi is not None:
         text += f" [{fmt(scale * lo, digits)}, {fmt(scale * hi, digits)}]"
     return text
+
+
+def spread(summary: dict, digits: int, scale: float = 1.0) -> str:
+    """'0.512 ± 0.031': the mean over seeds and their standard deviation (just the value with one seed)."""
+    text = fmt(scale * summary["mean"], digits)
+    return text if summary["std"] is None else f"{text} ± {fmt(scale * summary['std'], digits)}"

@@ -21,6 +21,7 @@ from rnngan.comparison import REAL, ComparisonError
 from rnngan.config import Params
 from rnngan.environment import packages
 from rnngan.formatting import fmt as _fmt
+from rnngan.formatting import spread as _spread
 from rnngan.formatting import with_interval
 from rnngan.grids import make_grid
 from rnngan.io import log, read_json, replace_path
@@ -211,10 +212,6 @@ def _cell(v: dict, key: str, digits: int, scale: float = 1.0) -> str:
     return with_interval(v[key], v.get(key + "_lo"), v.get(key + "_hi"), digits, scale)
 
 
-def _spread(summary: dict, digits: int, scale: float = 1.0) -> str:
-    """'0.512 ± 0.031': the mean over seeds and their standard deviation (just the value with one seed)."""
-    text = _fmt(scale * summary["mean"], digits)
-    return text if summary["std"] is None else f"{text} ± {_fmt(scale * summary['std'], digits)}"
 
 
 def _tiers_text(tiers: list[list[str]]) -> str:

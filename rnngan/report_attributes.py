@@ -10,15 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from rnngan.formatting import fmt
+from rnngan.formatting import spread as _spread
 
 # Tested attribute metrics as the report names them: key, label, digits.
 ATTRIBUTE_TESTED = (("attr_tv", "attribute TV", 3), ("attr_modes", "joint modes produced", 3),
                     ("attr_kl", "joint KL", 3))
-
-
-def _spread(summary: dict, digits: int) -> str:
-    text = fmt(summary["mean"], digits)
-    return text if summary["std"] is None else f"{text} ± {fmt(summary['std'], digits)}"
 
 
 def attribute_lines(comparison: dict, summary: dict, tiers_text) -> list[str]:
