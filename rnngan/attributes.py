@@ -158,13 +158,19 @@ def build_attributes(dataset: str, raw_dir: Path, prepared_dir: Path, real_count
                             f"the attribute classifier recognises none of the 40 attributes at balanced accuracy "
                             f">= attributes.min_accuracy={ap.min_accuracy} on the {len(val_images)} validation "
                             "images (too few images, or too few attributes.epochs)")
-    frequency = {a: per_attribute[a]["real_frequency"] for a in kept}
+    # note: the real side is the classifier's predictions on the reference images, never their
+    # labels: generated images are scored by predictions, so comparing them with labels would put
+    # the classifier's own errors into every variant's TV, modes and KL
+    reference_pred = predict(net, np.asarray(train_images[subset]), ap.batch_size, dev)
+    for name in kept:
+        per_attribute[name]["reference_predicted_frequency"] = float(
+            reference_pred[:, varying.index(cf.ATTRIBUTES.index(name))].mean())
+    frequency = {a: per_attribute[a]["reference_predicted_frequency"] for a in kept}
     modes = most_balanced(frequency, kept, ap.modes)
     if len(modes) < ap.modes:
         log.warning("attributes: only %d attributes recognised; joint modes over %d, not attributes.modes=%d",
                     len(modes), len(modes), ap.modes)
-    columns = [cf.ATTRIBUTES.index(a) for a in modes]
-    real_counts = mode_counts(train_labels[:, columns])
+    real_counts = mode_counts(reference_pred[:, [varying.index(cf.ATTRIBUTES.index(a)) for a in modes]])
     # Only the kept outputs are scored; their positions in the network's outputs go with them.
     output_of = {cf.ATTRIBUTES[j]: i for i, j in enumerate(varying)}
     summary = {
@@ -173,7 +179,8 @@ def build_attributes(dataset: str, raw_dir: Path, prepared_dir: Path, real_count
                        "epochs": ap.epochs}, "measured_on": {"split": "val", "images": int(len(val_images))},
         "min_accuracy": ap.min_accuracy, "kept": kept, "dropped": dropped,
         "real_frequency": frequency, "per_attribute": per_attribute,
-        "modes": {"attributes": modes, "k": len(modes), "real_images": int(len(train_labels)),
+        "real_side": "the classifier's predictions on the reference images (not their labels)",
+        "modes": {"attributes": modes, "k": len(modes), "real_images": int(len(subset)),
                   "real_modes": int((real_counts > 0).sum()), "real_counts": real_counts.tolist()},
         "seconds": round(time.perf_counter() - start, 1),
     }
@@ -184,7 +191,7 @@ def build_attributes(dataset: str, raw_dir: Path, prepared_dir: Path, real_count
                     "width": ap.width}, tmp / CLASSIFIER)
         write_json(tmp / SUMMARY, summary)
     log.info("attributes: kept %d of 40 at balanced accuracy >= %.2f (%s); dropped %s; joint modes over %s: "
-             "the training split has %d of %d; %.1f s", len(kept), ap.min_accuracy, ", ".join(kept),
+             "the reference images have %d of %d; %.1f s", len(kept), ap.min_accuracy, ", ".join(kept),
              ", ".join(dropped) or "none", ", ".join(modes), summary["modes"]["real_modes"], 1 << len(modes),
              summary["seconds"])
     return summary

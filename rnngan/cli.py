@@ -143,6 +143,29 @@ def compare(
 
 
 @app.command()
+def screen(plan: Path = typer.Argument(..., help="a plan file (YAML): named configurations with g, d, seeds, "
+                                                 "steps and params overrides; see docs/recipe/plans/"),
+           commit: str = typer.Option("HEAD", help="the commit every run of this call uses (its own git worktree "
+                                                   "under .screen/)"),
+           runs: Path = typer.Option(Path("docs/recipe/runs.csv"), help="the table a row is appended to the "
+                                                                         "moment its run finishes"),
+           recipe: Path = typer.Option(Path("docs/recipe.md"), help="the page whose run tables are re-rendered "
+                                                                    "after every row"),
+           only: list[str] = typer.Option([], help="run only these configurations (repeatable)"),
+           dry_run: bool = typer.Option(False, "--dry-run", help="list the runs still to do and stop"),
+           ) -> None:
+    """Run a recipe screen: each configuration and seed of PLAN through `dvc repro` in a worktree at one
+    commit, one row in runs.csv per finished run; rows already there are skipped."""
+    from rnngan.screen import ScreenError, run_plan
+
+    try:
+        rows = run_plan(plan, Path.cwd(), runs, recipe, commit, only or None, dry_run)
+    except ScreenError as exc:
+        _fail(str(exc))
+    typer.echo(f"{len(rows)} new rows in {runs}")
+
+
+@app.command()
 def info() -> None:
     """Print versions and the device training would use."""
     import platform

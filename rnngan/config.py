@@ -16,7 +16,11 @@ from typing import Any
 import yaml
 
 CELLS = ("rnn", "lstm", "gru", "sru")            # keys of rnngan.models.cells.CELLS
-VARIANTS = CELLS + ("dcgan",)                     # the cells plus the feed-forward DCGAN baseline
+KINDS = CELLS + ("dcgan",)                        # kinds of G and D: the cells plus the feed-forward DCGAN baseline
+VARIANTS = KINDS                                  # the pure variants; a variant may also be a pair <G>+<D>
+PAIR = "+"
+READOUTS = ("last", "mean")                       # the recurrent D's head reads its last state | the mean over rows
+REAL_AUGMENT = ("step", "cached")                 # the real side of the augmentation: redrawn every step | cached
 DATASETS = ("synthfaces", "celeba", "lsun_bedroom", "cityscapes")   # keys of rnngan.data.sources.SOURCES
 # The preprocessing protocols each dataset can take (README, "Datasets"); the first is what
 # data.crop=auto means. rnngan.data.preprocess implements them.
@@ -32,6 +36,31 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 class ParamsError(ValueError):
     """A params.yaml value that the pipeline cannot run with."""
+
+
+class VariantError(ValueError):
+    """A variant name that names no generator and discriminator."""
+
+
+def split_variant(name: str) -> tuple[str, str]:
+    """(generator kind, discriminator kind) of a variant: `lstm` -> (lstm, lstm), `lstm+dcgan` ->
+    (lstm, dcgan): the LSTM generator against DCGAN's discriminator. Raises VariantError naming
+    the allowed spellings."""
+    parts = str(name).split(PAIR)
+    if len(parts) == 1 and name in KINDS:
+        return name, name
+    if len(parts) == 2 and all(p in KINDS for p in parts) and parts[0] != parts[1]:
+        return parts[0], parts[1]
+    raise VariantError(f"unknown model variant {name!r}; allowed: {', '.join(KINDS)}, or a generator and a "
+                       f"discriminator of different kinds as <G>{PAIR}<D> (e.g. lstm{PAIR}dcgan)")
+
+
+def is_variant(name: Any) -> bool:
+    try:
+        split_variant(name)
+    except VariantError:
+        return False
+    return True
 
 
 # Each field may carry a check in its metadata: a callable returning an error text or None.
@@ -88,17 +117,23 @@ class AugmentParams:
     crop: float = _check(below_one, 0.0)
     blur: float = _check(unit, 0.0)
     lens: float = _check(lambda v: None if 0 <= v <= 0.5 else "must be between 0 and 0.5", 0.0)
-    # The probability that an image, real (cached by `augment`) or generated (in training, before
-    # D), goes through the policy at all: one function for both sides (rnngan/data/augment.py).
+    # The probability that an image, real or generated (in training, before D), goes through the
+    # policy at all: one function for both sides (rnngan/data/augment.py).
     p: float = _check(unit, 0.5)
+    # The real side: step (redrawn through the same function at every training step, like the
+    # fakes) or cached (`copies` fixed draws per image written by the augment stage, sampled among)
+    real: str = _check(one_of(*REAL_AUGMENT), "step")
 
 
 @dataclass(frozen=True)
 class ModelParams:
-    cell: str = _check(one_of(*VARIANTS), "lstm")
+    cell: str = _check(lambda v: None if is_variant(v) else
+                       f"must be one of: {', '.join(VARIANTS)}, or a pair <G>{PAIR}<D> such as lstm{PAIR}dcgan", "lstm")
     variants: list[str] = _check(
-        lambda v: (None if v and all(c in VARIANTS for c in v) and len(set(v)) == len(v)
-                   else f"must be a non-empty list of distinct variants from: {', '.join(VARIANTS)}"),
+        lambda v: (None if v and all(is_variant(c) for c in v) and len(set(v)) == len(v)
+                   else f"must be a non-empty list of distinct variants from: {', '.join(VARIANTS)}, or pairs "
+                        f"<G>{PAIR}<D> of two of them (lstm{PAIR}dcgan: the LSTM generator against DCGAN's "
+                        f"discriminator)"),
         list(VARIANTS))
     hidden: int = _check(positive, 128)
     timesteps: int = _check(positive, 4)
@@ -106,6 +141,14 @@ class ModelParams:
     nf: int = _check(positive, 32)
     feedback: bool = True
     match_params: bool = False
+    # Generator knobs (the recipe screen, docs/recipe.md): the recurrent decoder reads z at every
+    # step (GRAN); self-modulated BatchNorm in every generator (Chen et al. 2019)
+    z_decoder: bool = False
+    modulation: bool = False
+    # Discriminator knobs, the same for every variant: minibatch-stddev group in both D's (0 =
+    # off); what the recurrent D's head reads
+    mbstd_group: int = _check(non_negative, 4)
+    d_readout: str = _check(one_of(*READOUTS), "last")
 
 
 @dataclass(frozen=True)
@@ -116,6 +159,8 @@ class TrainParams:
     beta1: float = _check(below_one, 0.5)
     beta2: float = _check(below_one, 0.999)
     lr_d: float | None = _check(lambda v: None if v is None or v > 0 else "must be > 0 or null", None)
+    lr_g: float | None = _check(lambda v: None if v is None or v > 0 else "must be > 0 or null", None)
+    g_steps: int = _check(positive, 1)          # G updates per D update
     # The objective (rnngan/losses.py) and D's regularisers: R1 on real and R2 on generated
     # images (gamma of each; 0 = off), applied every reg_every steps with that gain.
     loss: str = _check(one_of(*LOSSES), "ns")
@@ -266,6 +311,24 @@ def parse_params(raw: Any) -> Params:
         raise ParamsError(
             f"model.cell={params.model.cell!r} is not in model.variants "
             f"{params.model.variants}: add it to model.variants or pick one of them")
+    if params.augment.real == "step" and params.augment.copies != 1:
+        raise ParamsError(
+            f"augment.copies={params.augment.copies} applies to augment.real=cached; with augment.real=step "
+            "every step redraws the real side: set augment.copies=1 or augment.real=cached")
+    a = params.augment
+    ops = [k for k in ("flip", "brightness", "contrast", "saturation", "hue", "scale", "crop", "blur", "lens")
+           if getattr(a, k) > 0]
+    if a.p == 1 and ops:
+        raise ParamsError(
+            f"augment.p=1 with {', '.join(ops)} on leaks: D then sees only augmented images, and G may learn the "
+            "augmentation instead of the data (Karras et al. 2020, ADA: the policy does not leak while each image "
+            "goes through it with probability below 1). Set augment.p below 1 (0.8 at most is safe), or switch "
+            "the ops off")
+    if params.train.compile and (params.train.r1 > 0 or params.train.r2 > 0):
+        raise ParamsError(
+            f"train.compile=true with train.r1={params.train.r1}, train.r2={params.train.r2}: the R1/R2 penalty "
+            "needs D's double backward, which torch.compile does not support; set train.compile=false or the "
+            "penalties to 0")
     if params.data.dataset == "synthfaces" and params.data.source is not None:
         raise ParamsError(
             f"data.source={params.data.source!r}: synthfaces is drawn, not read; "

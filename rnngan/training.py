@@ -72,6 +72,9 @@ class TrainConfig:
     compile: bool = False
     threads: int = 0
     lr_d: float | None = None      # None: lr
+    lr_g: float | None = None      # None: lr
+    g_steps: int = 1               # G updates per D update
+    real_augment: str = "step"     # step: the real batch redrawn through the policy every step; cached: as read
     loss: str = "ns"               # a key of rnngan.losses.LOSSES
     r1: float = 0.0
     r2: float = 0.0
@@ -92,7 +95,8 @@ class TrainConfig:
             # model.cell never resizes (and retrains) every variant
             net = match_params(dataclasses.replace(net, cell="lstm"), [cell])[cell]
         return cls(net=net, seed=seed, steps=t.steps, batch_size=t.batch_size, lr=t.lr,
-                   beta1=t.beta1, beta2=t.beta2, lr_d=t.lr_d, loss=t.loss, r1=t.r1,
+                   beta1=t.beta1, beta2=t.beta2, lr_d=t.lr_d, lr_g=t.lr_g, g_steps=t.g_steps,
+                   real_augment=params.augment.real, loss=t.loss, r1=t.r1,
                    r2=t.r2, reg_every=t.reg_every, augment=Policy.of(params.augment), ema_images=t.ema_images, ema_rampup=t.ema_rampup,
                    real_label=t.real_label,
                    log_every=t.log_every, grid_every=t.grid_every,
@@ -392,7 +396,8 @@ class Run:
         betas = (cfg.beta1, cfg.beta2)
         # note: fused Adam (one kernel for all parameters, on CPU and CUDA) instead of torch's
         # CPU default, a Python loop of small ops per parameter
-        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr, betas=betas, fused=True)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr if cfg.lr_g is None else cfg.lr_g, betas=betas,
+                                      fused=True)
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr if cfg.lr_d is None else cfg.lr_d, betas=betas,
                                       fused=True)
         self.step = 0
@@ -455,6 +460,10 @@ class Run:
         with _autocast(device, cfg.precision):
             fake = self.G_train(z)
         fake_d = self.augment(fake.detach(), step, 0)
+        if cfg.real_augment == "step":
+            # note: fresh draws every step, as the fakes get: a cached real side would show D one
+            # fixed augmented copy of each image for the whole run
+            real = self.augment(real, step, 2)
         if regularise:
             real_in = real.detach().requires_grad_(cfg.r1 > 0)
             fake_in = fake_d.detach().requires_grad_(cfg.r2 > 0)
@@ -478,18 +487,24 @@ class Run:
         grad_norm_d = _grad_norm(self.D)
         self.opt_d.step()
 
-        # (2) Update G: make D call its images real
+        # (2) Update G: make D call its images real, train.g_steps times (fresh noise after the first)
         # note: D without its DDP wrapper and without weight gradients: only G learns here
         self.D.requires_grad_(False)
-        with _autocast(device, cfg.precision):
-            fake_logits_g = self.D(self.augment(fake, step, 1)).float()
-            real_logits_g = self.D(real).float() if loss_fn.needs_real_for_g else None
-            loss_g = loss_fn.g(fake_logits_g, real_logits_g)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        for k in range(cfg.g_steps):
+            if k:
+                z = torch.randn_like(z)
+                with _autocast(device, cfg.precision):
+                    fake = self.G_train(z)
+            fake_g = self.augment(fake, step, 1 if k == 0 else 2 + k)
+            with _autocast(device, cfg.precision):
+                fake_logits_g = self.D(fake_g).float()
+                real_logits_g = self.D(real).float() if loss_fn.needs_real_for_g else None
+                loss_g = loss_fn.g(fake_logits_g, real_logits_g)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            grad_norm_g = _grad_norm(self.G)
+            self.opt_g.step()
         self.D.requires_grad_(True)
-        grad_norm_g = _grad_norm(self.G)
-        self.opt_g.step()
         update_ema(self.G_ema, self.G, ema_decay(step, cfg.batch_size, cfg.ema_images, cfg.ema_rampup))
         self.step = step
 
@@ -500,15 +515,18 @@ class Run:
                                 grad_norm_d, grad_norm_g])
 
     def augment(self, images: torch.Tensor, step: int, which: int) -> torch.Tensor:
-        """The augmentation policy on a generated batch (this process's share of it), in float32
-        and differentiably: the same function the augment stage cached the real images with."""
+        """The augmentation policy on a batch (this process's share of it), differentiably, in
+        float32 with autocast off on every side (D's fakes, G's fakes, the real batch): the same
+        function the augment stage caches the real images with. which: 0 D's fakes, 1 G's fakes,
+        2 the real batch, 3.. G's further updates."""
         policy = self.cfg.augment
         if not policy.active():
             return images
         d = self.dist
         share = images.shape[0]
         u = step_draws(self.cfg.seed, step, which, share * d.world)[d.rank * share:(d.rank + 1) * share]
-        return augment_batch(images.float(), policy, u.to(images.device))
+        with torch.autocast(images.device.type, enabled=False):
+            return augment_batch(images.float(), policy, u.to(images.device))
 
     def weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for m in (self.G, self.D, self.G_ema) for p in m.parameters())

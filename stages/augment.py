@@ -1,4 +1,7 @@
-"""DVC stage `augment`: the augmentation policy materialised into one .npy, deterministic by seed."""
+"""DVC stage `augment`: the real side of the augmentation policy materialised into one .npy,
+deterministic by seed (augment.real=cached: `augment.copies` draws per image). With
+augment.real=step (the default) training redraws the real side every step through the same
+function, and this stage passes the images through unchanged."""
 import sys
 from pathlib import Path
 
@@ -13,10 +16,11 @@ def build(parser):
 def work(params, args):
     import numpy as np
 
-    from rnngan.data.augment import augment_images
+    from rnngan.data.augment import Policy, augment_images
 
     images = np.load(args.images, mmap_mode="r")
-    augment_images(images, params.augment, params.augment.copies, params.seed, args.out)
+    policy = Policy.of(params.augment) if params.augment.real == "cached" else Policy(p=0.0)
+    augment_images(images, policy, params.augment.copies, params.seed, args.out)
 
 
 if __name__ == "__main__":

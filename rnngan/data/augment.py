@@ -150,19 +150,23 @@ def _hue_shift(y: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 
 def _colour(y: torch.Tensor, policy: Policy, u: torch.Tensor) -> torch.Tensor:
-    """Brightness, contrast, saturation factors and a hue shift, in that order, clipped to [0, 1]
-    after each step as torchvision's ColorJitter does."""
+    """Brightness, contrast, saturation factors and a hue shift, in that order.
+
+    note: no clipping to [0, 1] between the steps, unlike torchvision's ColorJitter: a clamp has
+    zero gradient outside the range, so a generator whose pixels reach it would learn nothing
+    there through D (DiffAugment and ADA do not clip either). Only the cached uint8 side is
+    rounded and clipped, once, at the end (augment_uint8)."""
     b = y.shape[0]
     if policy.brightness > 0:
-        y = (y * (1 + _symmetric(u[:, BRIGHTNESS], policy.brightness)).view(b, 1, 1, 1)).clamp(0, 1)
+        y = y * (1 + _symmetric(u[:, BRIGHTNESS], policy.brightness)).view(b, 1, 1, 1)
     if policy.contrast > 0:
         mean = _grey(y).mean(dim=(2, 3), keepdim=True)
-        y = ((y - mean) * (1 + _symmetric(u[:, CONTRAST], policy.contrast)).view(b, 1, 1, 1) + mean).clamp(0, 1)
+        y = (y - mean) * (1 + _symmetric(u[:, CONTRAST], policy.contrast)).view(b, 1, 1, 1) + mean
     if policy.saturation > 0:
         grey = _grey(y)
-        y = ((y - grey) * (1 + _symmetric(u[:, SATURATION], policy.saturation)).view(b, 1, 1, 1) + grey).clamp(0, 1)
+        y = (y - grey) * (1 + _symmetric(u[:, SATURATION], policy.saturation)).view(b, 1, 1, 1) + grey
     if policy.hue > 0:
-        y = _hue_shift(y, _symmetric(u[:, HUE], policy.hue)).clamp(0, 1)
+        y = _hue_shift(y, _symmetric(u[:, HUE], policy.hue))
     return y
 
 
@@ -196,7 +200,8 @@ def image_draws(seed: int, copy: int, index: int) -> np.ndarray:
 
 
 def step_draws(seed: int, step: int, which: int, count: int) -> torch.Tensor:
-    """The uniforms of one training step's generated batch (which: 0 for D's update, 1 for G's):
+    """The uniforms of one training step's batch (which: 0 D's fakes, 1 G's fakes, 2 the real batch,
+    3.. G's further updates with train.g_steps > 1):
     a function of the run's seed and the step, so a resumed run draws what it would have."""
     return torch.from_numpy(np.random.default_rng([seed, step, which]).random((count, N_DRAWS), dtype=np.float32))
 

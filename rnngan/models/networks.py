@@ -10,6 +10,9 @@ cell reads the map row by row (8 steps); a linear head on the last state gives t
 
 `build_generator(cfg)` / `build_discriminator(cfg)` pick the networks for a variant name: a cell
 name gives these recurrent networks, "dcgan" the feed-forward baseline (rnngan.models.dcgan).
+A variant may pair a generator of one kind with a discriminator of another, spelled
+`<generator>+<discriminator>` (`lstm+dcgan`: the LSTM generator against DCGAN's discriminator),
+so the study can say whose fault a failure is; a pure variant (`lstm`) is both of one kind.
 """
 from __future__ import annotations
 
@@ -19,14 +22,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from rnngan.models.cells import CELLS, make_cell
+from rnngan.config import KINDS, PAIR, READOUTS, VariantError, split_variant  # noqa: F401 (re-exported)
+from rnngan.models.cells import SRUCell, make_cell
 
-VARIANTS = (*CELLS, "dcgan")  # what model.variants may name: the recurrent cells and the baseline
+# note: the kinds, the pair spelling and its parser live with the params (rnngan.config, no torch)
+VARIANTS = KINDS              # the pure variants; model.variants may also name a pair (split_variant)
 
 
 @dataclass(frozen=True)
 class NetConfig:
-    cell: str               # a key of cells.CELLS, or "dcgan" for the feed-forward baseline
+    cell: str               # the variant: a kind (a key of cells.CELLS, or "dcgan"), or <G>+<D> (split_variant)
     image_size: int = 32
     hidden: int = 128       # the generator's cell size (and the discriminator's, unless d_hidden)
     timesteps: int = 4
@@ -37,6 +42,20 @@ class NetConfig:
     d_hidden: int | None = None   # the discriminator's cell size; None = hidden
     d_nf: int | None = None       # the discriminator's base width; None = nf
     d_norm: str = "batch"         # the discriminator's normalisation: batch | spectral | none (train.d_norm)
+    # note: the defaults below are the networks before these knobs existed, so a generator.pt
+    # saved without them loads as what it was (mbstd_group: the recurrent D always had 4)
+    z_decoder: bool = False       # the recurrent G's decoder reads z beside the state at every step (GRAN)
+    modulation: bool = False      # self-modulated BatchNorm in G: scale and shift from z (Chen et al. 2019)
+    mbstd_group: int = 4          # minibatch-stddev group in both discriminators; 0 = off
+    d_readout: str = "last"       # the recurrent D's head reads: last (state) | mean (over every row)
+
+    @property
+    def g_kind(self) -> str:
+        return split_variant(self.cell)[0]
+
+    @property
+    def d_kind(self) -> str:
+        return split_variant(self.cell)[1]
 
     @property
     def disc_hidden(self) -> int:
@@ -48,9 +67,10 @@ class NetConfig:
 
     @classmethod
     def from_params(cls, model_params, image_size: int, cell: str) -> "NetConfig":
-        return cls(cell=cell, image_size=image_size, hidden=model_params.hidden,
-                   timesteps=model_params.timesteps, z_dim=model_params.z_dim,
-                   nf=model_params.nf, feedback=model_params.feedback)
+        m = model_params
+        return cls(cell=cell, image_size=image_size, hidden=m.hidden, timesteps=m.timesteps, z_dim=m.z_dim,
+                   nf=m.nf, feedback=m.feedback, z_decoder=m.z_decoder, modulation=m.modulation,
+                   mbstd_group=m.mbstd_group, d_readout=m.d_readout)
 
 
 def _levels(size: int, base: int) -> int:
@@ -71,6 +91,15 @@ def discriminator_norm(D: nn.Module, d_norm: str) -> None:
         for m in list(D.modules()):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.utils.parametrizations.spectral_norm(m)
+            elif isinstance(m, nn.RNNCellBase):
+                # note: the cell's input and recurrent matrices too, each over all its gates (as
+                # SNGAN normalises every weight of D): without them the recurrence is the one
+                # unconstrained part of a spectrally normalised D
+                nn.utils.parametrizations.spectral_norm(m, "weight_ih")
+                nn.utils.parametrizations.spectral_norm(m, "weight_hh")
+            elif isinstance(m, SRUCell):
+                # its recurrence is elementwise (v); every matrix is in `weight`
+                nn.utils.parametrizations.spectral_norm(m, "weight")
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -84,9 +113,48 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+class ModulatedBatchNorm(nn.Module):
+    """Self-modulated BatchNorm (Chen et al. 2019, "On Self Modulation for GANs"): batch
+    normalisation without its own affine, then a scale 1 + gamma(z) and shift beta(z) from a
+    one-hidden-layer MLP of z, per channel.
+
+    note: the MLP's output layer starts at zero, so a new generator is the plain BatchNorm one
+    (scale 1, shift 0) and learns how far z modulates it.
+    """
+
+    HIDDEN = 32
+
+    def __init__(self, channels: int, z_dim: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.mlp = nn.Sequential(nn.Linear(z_dim, self.HIDDEN), nn.ReLU(inplace=True),
+                                 nn.Linear(self.HIDDEN, 2 * channels))
+        self.channels = channels
+
+    def reset_output(self) -> None:
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.mlp(z).view(-1, 2 * self.channels, 1, 1).chunk(2, dim=1)
+        return self.norm(x) * (1 + gamma) + beta
+
+
+def generator_norm(channels: int, cfg: "NetConfig") -> nn.Module:
+    """G's normalisation layer: BatchNorm, or its self-modulated form (model.modulation)."""
+    return ModulatedBatchNorm(channels, cfg.z_dim) if cfg.modulation else nn.BatchNorm2d(channels)
+
+
+def finish_modulation(module: nn.Module) -> None:
+    """After dcgan_init: every ModulatedBatchNorm starts as the identity modulation."""
+    for m in module.modules():
+        if isinstance(m, ModulatedBatchNorm):
+            m.reset_output()
 
 
 class CanvasDecoder(nn.Module):
@@ -102,7 +170,9 @@ class CanvasDecoder(nn.Module):
         ups = _levels(cfg.image_size, 4)
         chans = [cfg.nf * 2 ** i for i in reversed(range(ups))]   # e.g. 128, 64, 32 for 32x32
         self.start = chans[0]
-        self.fc = nn.Linear(cfg.hidden, chans[0] * 16, bias=False)
+        self.modulated = cfg.modulation
+        # with z_decoder the decoder reads z beside the state (GRAN's decoder sees z directly)
+        self.fc = nn.Linear(cfg.hidden + (cfg.z_dim if cfg.z_decoder else 0), chans[0] * 16, bias=False)
         # state size. (nf*2^(ups-1)) x 4 x 4
         self.ups = nn.ModuleList(
             nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False) for cin, cout in zip(chans, chans[1:])
@@ -111,15 +181,19 @@ class CanvasDecoder(nn.Module):
         self.to_rgb = nn.ConvTranspose2d(chans[-1], 3, 4, 2, 1, bias=False)
         # state size. 3 x size x size
         self.norms = nn.ModuleList(
-            nn.ModuleList(nn.BatchNorm2d(c) for c in chans) for _ in range(cfg.timesteps)
+            nn.ModuleList(generator_norm(c, cfg) for c in chans) for _ in range(cfg.timesteps)
         )
         self.act = nn.ReLU(inplace=True)
 
-    def forward(self, h: torch.Tensor, t: int) -> torch.Tensor:
+    def _norm(self, norm: nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return norm(x, z) if self.modulated else norm(x)
+
+    def forward(self, h: torch.Tensor, t: int, z: torch.Tensor | None = None) -> torch.Tensor:
+        """h: the cell's state; z: the noise (read with model.modulation)."""
         norms = self.norms[t]
-        x = self.act(norms[0](self.fc(h).view(-1, self.start, 4, 4)))
+        x = self.act(self._norm(norms[0], self.fc(h).view(-1, self.start, 4, 4), z))
         for up, norm in zip(self.ups, norms[1:]):
-            x = self.act(norm(up(x)))
+            x = self.act(self._norm(norm, up(x), z))
         return self.to_rgb(x)
 
 
@@ -155,10 +229,15 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.init_state = nn.Linear(cfg.z_dim, cfg.hidden)
         in_size = cfg.z_dim * (2 if cfg.feedback else 1)
-        self.cell = make_cell(cfg.cell, in_size, cfg.hidden)
+        self.cell = make_cell(cfg.g_kind, in_size, cfg.hidden)
         self.decoder = CanvasDecoder(cfg)
         self.encoder = CanvasEncoder(cfg) if cfg.feedback else None
         dcgan_init(self)
+        finish_modulation(self)
+
+    def decode(self, h: torch.Tensor, z: torch.Tensor, t: int) -> torch.Tensor:
+        """The canvas update of step t from the cell's output h (and z, with z_decoder)."""
+        return self.decoder(torch.cat([h, z], dim=1) if self.cfg.z_decoder else h, t, z)
 
     def forward(self, z: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
         """z: B x z_dim -> images B x 3 x size x size in [-1, 1].
@@ -173,7 +252,7 @@ class Generator(nn.Module):
             # the cell reads z at every step: the whole input sequence is known ahead of time
             hs, _ = self.cell.forward_sequence(z.expand(self.cfg.timesteps, *z.shape), state, fused=True)
             for t in range(self.cfg.timesteps):
-                canvas = canvas + self.decoder(hs[t], t)
+                canvas = canvas + self.decode(hs[t], z, t)
             return torch.tanh(canvas)
         # note: unfused, the step loop runs even without feedback, so CPU results stay bit for bit
         # what they were (SRU's forward_sequence batches its input projection over the steps,
@@ -181,16 +260,18 @@ class Generator(nn.Module):
         for t in range(self.cfg.timesteps):
             x = torch.cat([z, self.encoder(canvas)], dim=1) if self.encoder is not None else z
             state = self.cell(x, state)
-            canvas = canvas + self.decoder(state[0], t)
+            canvas = canvas + self.decode(state[0], z, t)
         return torch.tanh(canvas)
 
 
 def minibatch_stddev(f: torch.Tensor, group: int = 4) -> torch.Tensor:
     """Append the features' standard deviation across a group of samples as one more channel
-    (Karras et al. 2018, ProGAN), so D can see a batch that lacks variety.
+    (Karras et al. 2018, ProGAN), so D can see a batch that lacks variety. group 0: off, no channel.
 
     note: without it the RNN and GRU generators collapsed onto one image within 300 steps.
     """
+    if group == 0:
+        return f
     b, c, h, w = f.shape
     g = min(group, b)
     if b % g:
@@ -222,21 +303,24 @@ class Discriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             cin, cout = cout, cout * 2
         self.trunk = nn.Sequential(*layers)
-        # state size. C x 8 x 8, C = d_nf * 2^(downs-1), plus one minibatch-stddev channel
-        self.read = nn.Linear((cin + 1) * self.ROWS, cfg.disc_hidden)
-        self.cell = make_cell(cfg.cell, cfg.disc_hidden, cfg.disc_hidden)
+        # state size. C x 8 x 8, C = d_nf * 2^(downs-1), plus one minibatch-stddev channel (unless off)
+        if cfg.d_readout not in READOUTS:
+            raise ValueError(f"unknown readout {cfg.d_readout!r}; allowed: {', '.join(READOUTS)}")
+        self.read = nn.Linear((cin + (cfg.mbstd_group > 0)) * self.ROWS, cfg.disc_hidden)
+        self.cell = make_cell(cfg.d_kind, cfg.disc_hidden, cfg.disc_hidden)
         self.head = nn.Linear(cfg.disc_hidden, 1)
         dcgan_init(self)
         discriminator_norm(self, cfg.d_norm)
 
     def forward(self, images: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
         """images B x 3 x size x size -> logits B. fused: see Cell.forward_sequence."""
-        f = minibatch_stddev(self.trunk(images))
+        f = minibatch_stddev(self.trunk(images), self.cfg.mbstd_group)
         rows = f.permute(2, 0, 1, 3).flatten(2)               # 8 x B x (C*8): one step per row
         xs = nn.functional.leaky_relu(self.read(rows), 0.2)
         h0 = xs.new_zeros(images.shape[0], self.cell.hidden_size)
-        _, state = self.cell.forward_sequence(xs, self.cell.initial_state(h0), fused)
-        return self.head(state[0]).squeeze(1)
+        hs, state = self.cell.forward_sequence(xs, self.cell.initial_state(h0), fused)
+        # last: the state after the last row; mean: every row's state alike (C-RNN-GAN, RGAN)
+        return self.head(state[0] if self.cfg.d_readout == "last" else hs.mean(dim=0)).squeeze(1)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -247,19 +331,16 @@ def _network_classes(cfg: NetConfig) -> tuple[type[nn.Module], type[nn.Module]]:
     # note: imported here, not at the top, because dcgan.py imports NetConfig from this module
     from rnngan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 
-    networks = {**{c: (Generator, Discriminator) for c in CELLS},
-                "dcgan": (DCGANGenerator, DCGANDiscriminator)}
-    if cfg.cell not in networks:
-        raise ValueError(f"unknown model variant {cfg.cell!r}; allowed: {', '.join(networks)}")
-    return networks[cfg.cell]
+    g, d = split_variant(cfg.cell)
+    return (DCGANGenerator if g == "dcgan" else Generator), (DCGANDiscriminator if d == "dcgan" else Discriminator)
 
 
 def build_generator(cfg: NetConfig) -> nn.Module:
-    """The generator for cfg.cell: z (B x z_dim) -> images B x 3 x size x size in [-1, 1].
+    """The generator of cfg.cell (its <G> part): z (B x z_dim) -> images B x 3 x size x size in [-1, 1].
     Every generator keeps its NetConfig as `.cfg` (sampling reads image_size and z_dim there)."""
     return _network_classes(cfg)[0](cfg)
 
 
 def build_discriminator(cfg: NetConfig) -> nn.Module:
-    """The discriminator for cfg.cell: images B x 3 x size x size -> logits B."""
+    """The discriminator of cfg.cell (its <D> part): images B x 3 x size x size -> logits B."""
     return _network_classes(cfg)[1](cfg)

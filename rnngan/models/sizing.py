@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from rnngan.models.dcgan import _levels as _dcgan_levels
-from rnngan.models.networks import VARIANTS, NetConfig, _levels
+from rnngan.models.networks import ModulatedBatchNorm, NetConfig, _levels, split_variant
 
 REFERENCE = "lstm"
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}   # weight blocks of the nn.*Cell (W_ih, W_hh, b_ih, b_hh)
@@ -35,18 +35,25 @@ def _cell(cell: str, n_in: int, hidden: int) -> int:
     return _GATES[cell] * (hidden * n_in + hidden * hidden + 2 * hidden)
 
 
+def _norm(cfg: NetConfig, c: int) -> int:
+    """G's BatchNorm of c channels: its affine, or the self-modulation MLP that replaces it."""
+    if cfg.modulation:
+        return _linear(cfg.z_dim, ModulatedBatchNorm.HIDDEN) + _linear(ModulatedBatchNorm.HIDDEN, 2 * c)
+    return 2 * c
+
+
 def _recurrent_generator(cfg: NetConfig) -> int:
     h, z = cfg.hidden, cfg.z_dim
     n_in = z * (2 if cfg.feedback else 1)
     chans = [cfg.nf * 2 ** i for i in reversed(range(_levels(cfg.image_size, 4)))]
-    decoder = (_linear(h, chans[0] * 16, bias=False)
+    decoder = (_linear(h + (z if cfg.z_decoder else 0), chans[0] * 16, bias=False)
                + sum(_conv4(a, b) for a, b in zip(chans, chans[1:])) + _conv4(chans[-1], 3)
-               + cfg.timesteps * sum(2 * c for c in chans))            # per-step BatchNorm
+               + cfg.timesteps * sum(_norm(cfg, c) for c in chans))    # per-step BatchNorm
     encoder = 0
     if cfg.feedback:
         c = max(cfg.nf // 2, 8)
         encoder = _conv4(3, c, True) + _conv4(c, 2 * c, True) + _linear(2 * c * 16, z) + 2 * z
-    return _linear(z, h) + _cell(cfg.cell, n_in, h) + decoder + encoder
+    return _linear(z, h) + _cell(cfg.g_kind, n_in, h) + decoder + encoder
 
 
 def _recurrent_discriminator(cfg: NetConfig) -> int:
@@ -55,31 +62,29 @@ def _recurrent_discriminator(cfg: NetConfig) -> int:
     bn = cfg.d_norm == "batch"
     trunk = sum(_conv4(a, b, bias=i == 0) + (2 * b if i and bn else 0)
                 for i, (a, b) in enumerate(zip([3, *chans], chans)))
-    rows_in = ((chans[-1] if chans else 3) + 1) * 8                     # + minibatch-stddev channel
-    return trunk + _linear(rows_in, h) + _cell(cfg.cell, h, h) + _linear(h, 1)
+    rows_in = ((chans[-1] if chans else 3) + (cfg.mbstd_group > 0)) * 8  # + minibatch-stddev channel
+    return trunk + _linear(rows_in, h) + _cell(cfg.d_kind, h, h) + _linear(h, 1)
 
 
 def _dcgan_generator(cfg: NetConfig) -> int:
     chans = [cfg.nf * 2 ** i for i in reversed(range(_dcgan_levels(cfg.image_size)))]
-    return (_conv4(cfg.z_dim, chans[0]) + 2 * chans[0]
-            + sum(_conv4(a, b) + 2 * b for a, b in zip(chans, chans[1:])) + _conv4(chans[-1], 3))
+    return (_conv4(cfg.z_dim, chans[0]) + _norm(cfg, chans[0])
+            + sum(_conv4(a, b) + _norm(cfg, b) for a, b in zip(chans, chans[1:])) + _conv4(chans[-1], 3))
 
 
 def _dcgan_discriminator(cfg: NetConfig) -> int:
     chans = [cfg.disc_nf * 2 ** i for i in range(_dcgan_levels(cfg.image_size))]
     bn = 2 if cfg.d_norm == "batch" else 0
     return (_conv4(3, chans[0]) + sum(_conv4(a, b) + bn * b for a, b in zip(chans, chans[1:]))
-            + _conv4(chans[-1], 1))
+            + _conv4(chans[-1] + (cfg.mbstd_group > 0), 1))
 
 
 def parameter_counts(cfg: NetConfig) -> tuple[int, int]:
     """(generator, discriminator) parameter counts of the networks build_generator(cfg) and
     build_discriminator(cfg) make, without building them."""
-    if cfg.cell == "dcgan":
-        return _dcgan_generator(cfg), _dcgan_discriminator(cfg)
-    if cfg.cell not in _GATES and cfg.cell != "sru":
-        raise ValueError(f"unknown model variant {cfg.cell!r}; allowed: {', '.join(VARIANTS)}")
-    return _recurrent_generator(cfg), _recurrent_discriminator(cfg)
+    g, d = split_variant(cfg.cell)
+    return ((_dcgan_generator if g == "dcgan" else _recurrent_generator)(cfg),
+            (_dcgan_discriminator if d == "dcgan" else _recurrent_discriminator)(cfg))
 
 
 def _closest(count, target: int, rising_after: int = 0) -> tuple[int, int]:
@@ -118,18 +123,16 @@ def match_params(base: NetConfig, variants: list[str], tolerance: float = 0.05) 
     target_g, target_d = parameter_counts(reference)
     matched = {}
     for variant in variants:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown model variant {variant!r}; allowed: {', '.join(VARIANTS)}")
+        g, d = split_variant(variant)
         if variant == REFERENCE:
             matched[variant] = reference
             continue
-        cfg = dataclasses.replace(reference, cell=variant)
-        if variant == "dcgan":
-            g_field, d_field, rising_after = "nf", "d_nf", 0
-        else:
-            # the generator cell's input size, z (and the canvas encoding with feedback)
-            g_field, d_field = "hidden", "d_hidden"
-            rising_after = cfg.z_dim * (2 if cfg.feedback else 1)
+        # note: D's sizes pinned first, so that sizing G (nf, hidden) cannot resize D through them
+        cfg = dataclasses.replace(reference, cell=variant, d_nf=reference.disc_nf, d_hidden=reference.disc_hidden)
+        # each network sized by its own kind: DCGAN's by its widths, a recurrent one by its cell
+        # (the generator cell's count dips at its input size, z and the canvas encoding with feedback)
+        g_field, rising_after = ("nf", 0) if g == "dcgan" else ("hidden", cfg.z_dim * (2 if cfg.feedback else 1))
+        d_field = "d_nf" if d == "dcgan" else "d_hidden"
         size_g, n_g = _closest(_counting(cfg, g_field, 0), target_g, rising_after)
         size_d, n_d = _closest(_counting(cfg, d_field, 1), target_d)
         cfg = dataclasses.replace(cfg, **{g_field: size_g, d_field: size_d})
