@@ -266,8 +266,11 @@ def worktree(repo: Path, commit: str) -> Path:
 
 
 def _env(path: Path) -> dict:
-    # note: the worktree's rnngan first on the path, ahead of the editable install of the main tree
-    return {**os.environ, "PYTHONPATH": str(path), "DVC_NO_ANALYTICS": "1"}
+    # note: the worktree's rnngan first on the path, ahead of the editable install of the main tree;
+    # the stages' `python` is this interpreter (its environment's bin first on PATH)
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PYTHONPATH": str(path), "DVC_NO_ANALYTICS": "1",
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
 
 
 def run_one(wt: Path, cfg: Config, seed: int, log_path: Path) -> tuple[dict, dict]:
