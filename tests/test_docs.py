@@ -8,7 +8,8 @@
   parser, every `-S key=value` through rnngan.config, every stage target against the stage list.
   The cheap ones (help, check, info, stage list, dry runs, metrics and exp show) run as written
   in a temporary copy of the project.
-- Every relative link between the pages resolves, anchors included.
+- Every relative link between the pages resolves, anchors included; CITATION.cff names the
+  package's version and license.
 
 Each checker is also shown failing on a deliberately broken input, so none of them can pass
 vacuously.
@@ -461,3 +462,17 @@ def test_link_check_catches_a_broken_link_and_anchor():
     text = "[a](docs/no-such-page.md) [b](docs/metrics.md#no-such-heading) [c](#the-answer-so-far)"
     problems = link_problems(README, text)
     assert len(problems) == 2 and "no such file" in problems[0] and "no such heading" in problems[1]
+
+
+# --- the citation ------------------------------------------------------------------------------
+
+def test_citation_names_the_package_version_and_license():
+    import tomllib
+
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    citation = yaml.safe_load((PROJECT / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0"
+    assert str(citation["version"]) == project["version"], "CITATION.cff's version is not pyproject's"
+    license = project["license"]["text"] if isinstance(project["license"], dict) else project["license"]
+    assert citation["license"] == license == "MIT"
+    assert (PROJECT / "LICENSE").read_text().startswith("MIT License")
