@@ -22,7 +22,7 @@ PAIR = "+"
 READOUTS = ("last", "mean")                       # the recurrent D's head reads its last state | the mean over rows
 REAL_AUGMENT = ("step", "cached")                 # the real side of the augmentation: redrawn every step | cached
 DATASETS = ("synthfaces", "celeba", "lsun_bedroom", "cityscapes")   # keys of rnngan.data.sources.SOURCES
-# The preprocessing protocols each dataset can take (README, "Datasets"); the first is what
+# The preprocessing protocols each dataset can take (docs/datasets.md); the first is what
 # data.crop=auto means. rnngan.data.preprocess implements them.
 DATASET_CROPS = {"synthfaces": ("landmarks", "center"), "celeba": ("center", "landmarks", "wild"),
                  "lsun_bedroom": ("center",), "cityscapes": ("halves", "center")}

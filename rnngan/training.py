@@ -344,7 +344,7 @@ def _param_name(key: str) -> str:
     """A TrainConfig field as the params.yaml key a user would change."""
     derived = {"net.image_size": "data.image_size", "net.cell": "--cell",
                "net.d_hidden": "model.hidden (discriminator; set by model.match_params)",
-               "net.d_nf": "model.nf (discriminator; set by model.match_params)"}
+               "net.d_nf": "model.nf (discriminator; set by model.match_params)", "real_augment": "augment.real"}
     if key in derived:
         return derived[key]
     if key.startswith("net."):

@@ -132,6 +132,23 @@ def test_held_out_real_faces_score_near_the_floor_and_constant_images_far_from_i
     assert real["modes"]["produced"] > 1
 
 
+def test_the_real_side_is_the_classifiers_predictions_so_the_reference_scores_itself_perfectly(drawn):
+    """TV, modes and KL compare predictions with predictions: the reference images, scored as a
+    generator's samples are, match the real side exactly (labels would put the classifier's own
+    errors into every number)."""
+    root, summary = drawn
+    with np.load(root / "ref.npz") as z:
+        idx = z["indices"]
+    reference = np.load(root / "prepared" / "train.npy")[idx]
+    scored = score_attributes(root / "attributes", reference, 50, "cpu")
+    assert scored["tv_mean"] < 1e-3
+    assert scored["modes"]["produced"] == scored["modes"]["real_modes"] and scored["modes"]["kl"] < 0.01
+    assert summary["modes"]["real_images"] == len(idx)
+    labels = [summary["per_attribute"][a]["real_frequency"] for a in summary["kept"]]
+    predicted = [summary["real_frequency"][a] for a in summary["kept"]]
+    assert labels != predicted, "a classifier that errs nowhere would not test this"
+
+
 def test_a_dataset_without_labels_gets_a_summary_saying_why_and_analyze_skips_it(tmp_path):
     summary = build_attributes("lsun_bedroom", tmp_path / "raw", tmp_path / "prepared", 100, AP, 0, "cpu",
                                tmp_path / "attributes")

@@ -22,8 +22,9 @@ def layers(module: nn.Module) -> list[tuple]:
 
 
 def test_at_64px_it_is_the_pytorch_example_exactly():
-    """nz 100, ngf = ndf = 64 (DESIGN.md, reference points): layer by layer as dcgan/main.py."""
-    cfg = NetConfig(cell="dcgan", image_size=64, z_dim=100, nf=64)
+    """nz 100, ngf = ndf = 64 (DESIGN.md, reference points): layer by layer as dcgan/main.py, with
+    the minibatch-stddev channel off (model.mbstd_group=0; on, D's last layer reads one more channel)."""
+    cfg = NetConfig(cell="dcgan", image_size=64, z_dim=100, nf=64, mbstd_group=0)
     G, D = DCGANGenerator(cfg), DCGANDiscriminator(cfg)
     ct, bn, relu, lrelu = "ConvTranspose2d", "BatchNorm2d", "ReLU", "LeakyReLU"
     assert layers(G) == [
@@ -38,8 +39,10 @@ def test_at_64px_it_is_the_pytorch_example_exactly():
         ("Conv2d", 64, 128, 4, 2, 1, False), bn, lrelu,
         ("Conv2d", 128, 256, 4, 2, 1, False), bn, lrelu,
         ("Conv2d", 256, 512, 4, 2, 1, False), bn, lrelu,
-        ("Conv2d", 512, 1, 4, 1, 0, False),   # a logit: no Sigmoid, the loss takes logits
     ]
+    head = D.head   # a logit: no Sigmoid, the loss takes logits
+    assert (head.in_channels, head.out_channels, head.kernel_size, head.stride, head.padding) == (512, 1, (4, 4), (1, 1), (0, 0))
+    assert head.bias is None
     assert all(m.negative_slope == 0.2 for m in D.main if isinstance(m, nn.LeakyReLU))
     # the example's well-known sizes
     assert (count_parameters(G), count_parameters(D)) == (3_576_704, 2_765_568)
@@ -84,7 +87,7 @@ def test_discriminator_gives_unbounded_logits_and_gradients_reach_the_generator(
     cfg = NetConfig(cell="dcgan", image_size=16, z_dim=8, nf=8)
     G, D = DCGANGenerator(cfg), DCGANDiscriminator(cfg)
     with torch.no_grad():
-        D.main[-1].weight.mul_(1000)
+        D.head.weight.mul_(1000)
     logits = D(G(torch.randn(8, 8)))
     assert logits.abs().max() > 1, "a Sigmoid would squash these into (0, 1)"
     logits.sum().backward()

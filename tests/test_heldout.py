@@ -32,17 +32,20 @@ def prepared(tmp_path):
     return folder
 
 
-def test_heldout_takes_val_then_test_then_train_rows_the_reference_did_not_use(prepared, tmp_path):
+def test_heldout_takes_test_then_train_rows_the_reference_did_not_use_and_never_val(prepared, tmp_path):
+    """val chose the attribute classifier (its balanced accuracy there), so it is not unseen."""
     images, taken = heldout_images(prepared, tmp_path / "ref.npz", 100)
-    assert taken == {"val": 30, "test": 30, "train (not in the reference)": 40}
+    assert taken == {"test": 30, "train (not in the reference)": 70}
     with np.load(tmp_path / "ref.npz") as z:
         used = set(z["indices"].tolist())
     train = np.load(prepared / "train.npy")
     unused = [i for i in range(140) if i not in used]
     assert len(used) == 60
-    assert np.array_equal(images[:30], np.load(prepared / "val.npy"))
-    assert np.array_equal(images[60:], train[unused[:40]])
-    assert not any(np.array_equal(images[k], train[i]) for k in range(60, 100) for i in used)
+    assert np.array_equal(images[:30], np.load(prepared / "test.npy"))
+    assert np.array_equal(images[30:], train[unused[:70]])
+    assert not any(np.array_equal(images[k], train[i]) for k in range(30, 100) for i in used)
+    val = np.load(prepared / "val.npy")
+    assert not any(np.array_equal(image, v) for image in images for v in val)
 
 
 def test_heldout_scores_like_a_run_and_real_images_land_near_the_floor(prepared, tmp_path):
@@ -76,8 +79,8 @@ def test_one_real_set_against_itself_is_at_the_floor(prepared, tmp_path):
 def test_too_few_held_out_images_is_a_clear_error_and_writes_nothing(prepared, tmp_path):
     mp = MetricsParams(real_count=140, batch_size=50, bins=16, kid_subsets=5, kid_subset_size=100, bootstrap=10)
     compute_reference(prepared / "train.npy", mp, seed=0, device="cpu", out=tmp_path / "all.npz")
-    with pytest.raises(ParamsError, match=r"only 60 real images lie outside the reference subset \(val 30, "
-                                          r"test 30\); metrics.kid_subset_size=100 needs at least that many"):
+    with pytest.raises(ParamsError, match=r"only 30 real images lie outside the reference subset \(test "
+                                          r"30\); metrics.kid_subset_size=100 needs at least that many"):
         score_heldout(prepared, tmp_path / "all.npz", SampleParams(count=100, grid=16), mp, "cpu",
                       tmp_path / "r.npy", tmp_path / "r.png", tmp_path / "r.json")
     assert not any((tmp_path / n).exists() for n in ("r.npy", "r.png", "r.json"))

@@ -157,10 +157,10 @@ def test_net_config_round_trips_and_old_configs_load():
     old = {k: v for k, v in dataclasses.asdict(NetConfig(cell="lstm")).items() if not k.startswith("d_")}
     assert NetConfig(**old).d_hidden is None and NetConfig(**old).d_nf is None  # generator.pt files before d_*
 
-    class Model:  # the model section of params.yaml, as config.py reads it
-        hidden, timesteps, z_dim, nf, feedback = 64, 3, 16, 8, False
+    from rnngan.config import ModelParams
 
-    cfg = NetConfig.from_params(Model, 16, "sru")
+    model = ModelParams(hidden=64, timesteps=3, z_dim=16, nf=8, feedback=False)  # the model section of params.yaml
+    cfg = NetConfig.from_params(model, 16, "sru")
     assert (cfg.d_hidden, cfg.d_nf, cfg.disc_hidden, cfg.disc_nf) == (None, None, 64, 8)
 
 

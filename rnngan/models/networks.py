@@ -135,6 +135,7 @@ class ModulatedBatchNorm(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(z_dim, self.HIDDEN), nn.ReLU(inplace=True),
                                  nn.Linear(self.HIDDEN, 2 * channels))
         self.channels = channels
+        self.reset_output()
 
     def reset_output(self) -> None:
         nn.init.zeros_(self.mlp[2].weight)
@@ -151,7 +152,8 @@ def generator_norm(channels: int, cfg: "NetConfig") -> nn.Module:
 
 
 def finish_modulation(module: nn.Module) -> None:
-    """After dcgan_init: every ModulatedBatchNorm starts as the identity modulation."""
+    """After dcgan_init (which redraws every Linear): every ModulatedBatchNorm starts as the
+    identity modulation again."""
     for m in module.modules():
         if isinstance(m, ModulatedBatchNorm):
             m.reset_output()

@@ -127,8 +127,10 @@ def match_params(base: NetConfig, variants: list[str], tolerance: float = 0.05) 
         if variant == REFERENCE:
             matched[variant] = reference
             continue
-        # note: D's sizes pinned first, so that sizing G (nf, hidden) cannot resize D through them
-        cfg = dataclasses.replace(reference, cell=variant, d_nf=reference.disc_nf, d_hidden=reference.disc_hidden)
+        cfg = dataclasses.replace(reference, cell=variant)
+        if g == "dcgan" and d != "dcgan":
+            # note: DCGAN's G is sized by nf, which a recurrent D's trunk would follow: pin the trunk
+            cfg = dataclasses.replace(cfg, d_nf=reference.disc_nf)
         # each network sized by its own kind: DCGAN's by its widths, a recurrent one by its cell
         # (the generator cell's count dips at its input size, z and the canvas encoding with feedback)
         g_field, rising_after = ("nf", 0) if g == "dcgan" else ("hidden", cfg.z_dim * (2 if cfg.feedback else 1))
