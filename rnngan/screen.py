@@ -297,21 +297,32 @@ def run_one(wt: Path, cfg: Config, seed: int, log_path: Path) -> tuple[dict, dic
     return metrics, train
 
 
-def run_plan(plan_path: Path, repo: Path, runs_csv: Path, recipe_md: Path, commit: str = "HEAD",
-             only: list[str] | None = None, dry_run: bool = False) -> list[dict]:
-    """Run every (configuration, seed) of the plan not yet in runs_csv; returns the new rows.
-    A failed run is logged and the plan goes on; ScreenError at the end names the failures."""
+def pending(plan_path: Path, repo: Path, runs_csv: Path, commit: str = "HEAD",
+            only: list[str] | None = None) -> tuple[Plan, str, list[tuple[Config, int]]]:
+    """The plan, the commit it runs at, and its (configuration, seed) pairs not yet in runs_csv."""
     plan = load_plan(plan_path)
-    repo = Path(repo).resolve()
-    sha = _git(repo, "rev-parse", "--verify", f"{commit}^{{commit}}")
+    if only and set(only) - {c.name for c in plan.configs}:
+        raise ScreenError(f"--only {', '.join(sorted(set(only) - {c.name for c in plan.configs}))}: no such "
+                          f"configuration in {plan_path}; it has {', '.join(c.name for c in plan.configs)}")
+    try:
+        sha = _git(Path(repo).resolve(), "rev-parse", "--verify", f"{commit}^{{commit}}")
+    except subprocess.CalledProcessError as exc:
+        raise ScreenError(f"--commit {commit}: not a commit of {repo} ({exc.stderr.strip()})") from None
     done = {tuple(str(r[k]) for k in KEY) for r in read_rows(runs_csv)}
     jobs = [(c, s) for c in plan.configs if not only or c.name in only for s in c.seeds
             if (c.name, str(s), str(c.steps), sha) not in done]
     log.info("screen %s at %s: %d runs to do, %d already in %s", plan.name, sha[:12], len(jobs),
              sum(len(c.seeds) for c in plan.configs if not only or c.name in only) - len(jobs), runs_csv)
+    return plan, sha, jobs
+
+
+def run_plan(plan_path: Path, repo: Path, runs_csv: Path, recipe_md: Path, commit: str = "HEAD",
+             only: list[str] | None = None, dry_run: bool = False) -> list[dict]:
+    """Run every (configuration, seed) of the plan not yet in runs_csv; returns the new rows.
+    A failed run is logged and the plan goes on; ScreenError at the end names the failures."""
+    plan, sha, jobs = pending(plan_path, repo, runs_csv, commit, only)
+    repo = Path(repo).resolve()
     if dry_run or not jobs:
-        for c, s in jobs:
-            log.info("would run %s seed %d: %s, %d steps, %s", c.name, s, c.variant, c.steps, c.overrides)
         return []
     wt = worktree(repo, sha)
     log_path = wt / "screen.log"
