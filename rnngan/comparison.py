@@ -16,6 +16,7 @@ provisional, since training variation was not measured.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,12 @@ BOOTSTRAPPED = ("fid", "kid")             # those with a within-run bootstrap (s
 # Per-run numbers averaged over seeds for the tables, beside the tested ones.
 AVERAGED = ("w1_grey", "w1_hue", "w1_saturation", "spectral_distance", "train_seconds", "images_per_s")
 REAL = "real"                             # the held-out real row's run name (metrics/real.json)
+# Each tested metric's range (low, high) and whether its seeds spread multiplicatively: the
+# intervals stay inside it (rnngan.statistics.summarize says how). FID and KID are >= 0 (KID
+# estimates MMD^2, which is; its unbiased estimate may dip below); density may exceed 1.
+RANGES = {"fid": (0.0, math.inf, True), "kid": (0.0, math.inf, True), "precision": (0.0, 1.0, False),
+          "recall": (0.0, 1.0, False), "density": (0.0, math.inf, False), "coverage": (0.0, 1.0, False),
+          "attr_tv": (0.0, 1.0, False), "attr_modes": (0.0, 1.0, False), "attr_kl": (0.0, math.inf, False)}
 
 
 class ComparisonError(ValueError):
@@ -48,8 +55,8 @@ def run_name(variant: str, seed: int) -> str:
 def run_numbers(metrics: dict, train: dict | None) -> dict:
     """The flat numbers of one run (or of the real row, which has no train.json)."""
     hist, hsv = metrics["histogram_distances"], metrics["hsv_distances"]
-    out = {"fid": metrics["fid"], "fid_interval": metrics["fid_interval"], "kid": metrics["kid"],
-           "kid_interval": metrics["kid_interval"], "precision": metrics["precision"],
+    out = {"fid": metrics["fid"], "fid_interval": _in_range("fid", metrics["fid_interval"]), "kid": metrics["kid"],
+           "kid_interval": _in_range("kid", metrics["kid_interval"]), "precision": metrics["precision"],
            "recall": metrics["recall"], "density": metrics["density"], "coverage": metrics["coverage"],
            "w1_grey": hist["grey"]["w1"], "w1_hue": _finite(hsv["hue"]["w1"]),
            "w1_saturation": _finite(hsv["saturation"]["w1"]),
@@ -67,6 +74,13 @@ def run_numbers(metrics: dict, train: dict | None) -> dict:
         out.update({"train_seconds": train["seconds"], "arithmetic": train.get("precision", "fp32"),
                     "environment": train.get("environment", {})})
     return out
+
+
+def _in_range(key: str, interval: list[float]) -> list[float]:
+    """A bootstrap interval cut to the metric's range: the percentiles of KID's unbiased estimate
+    reach below zero where generated and real images are indistinguishable, MMD^2 does not."""
+    low, high, _ = RANGES[key]
+    return [min(max(x, low), high) for x in interval]
 
 
 def _finite(v):
@@ -150,7 +164,7 @@ def compare_runs(params: Params, models: Path, metrics: Path) -> dict:
         rs = [runs[n] for n in names]
         by_fid = sorted(names, key=lambda n: runs[n]["fid"])
         median = by_fid[(len(by_fid) - 1) // 2]
-        summary = {key: {**summarize([r[key] for r in rs], confidence).to_dict(),
+        summary = {key: {**summarize([r[key] for r in rs], confidence, *RANGES[key]).to_dict(),
                          "values": [r[key] for r in rs]} for key in tested}
         for key in BOOTSTRAPPED:
             widths = [r[f"{key}_interval"][1] - r[f"{key}_interval"][0] for r in rs]

@@ -142,3 +142,31 @@ def test_without_attributes_on_every_run_nothing_is_tested_on_them_and_the_reaso
     assert c["attributes"] == {"measured": False, "reason": "lsun_bedroom publishes no attribute labels"}
     assert "attr_tv" not in c["tests"] and "attr_tv" not in c["per_variant"]["rnn"]["summary"]
     assert "attr_tv" not in metrics_json(params_for(["rnn", "lstm"], [0, 1]), c)["cells"]["rnn"]
+
+
+def test_every_seed_level_interval_stays_inside_its_metrics_range(tmp_path):
+    """A collapsed seed (FID 20.85 beside 6.61) and KIDs at zero once gave FID [-5.52, 30.92] and
+    KID intervals below zero; the intervals are now log-t for FID and KID, cut to [0, 1] for the rest."""
+    fids = {"rnn": [6.61, 20.85, 10.65], "gru": [9.47, 8.46, 11.59]}
+    models, metrics = write_runs(tmp_path, fids, real_fid=0.13)
+    for name in ("gru-0", "gru-1", "gru-2"):      # recall 0.000 on every seed but one
+        m = json.loads((metrics / f"{name}.json").read_text())
+        m["recall"] = 0.004 if name == "gru-0" else 0.0
+        (metrics / f"{name}.json").write_text(json.dumps(m))
+    real = json.loads((metrics / "real.json").read_text())
+    real["kid"], real["kid_interval"] = -0.00002, [-0.0003, 0.0008]
+    (metrics / "real.json").write_text(json.dumps(real))
+    params = params_for(["rnn", "gru"], [0, 1, 2])
+    c = compare_runs(params, models, metrics)
+    fid = c["per_variant"]["rnn"]["summary"]["fid"]
+    assert fid["method"] == "log t" and 0 < fid["lo"] < fid["mean"] < fid["hi"]
+    recall = c["per_variant"]["gru"]["summary"]["recall"]
+    assert recall["method"] == "t, clipped" and recall["lo"] == 0.0
+    for v in c["variants"]:
+        for key, s in c["per_variant"][v]["summary"].items():
+            low, high = {"fid": (0, np.inf), "kid": (0, np.inf), "density": (0, np.inf)}.get(key, (0, 1))
+            assert low <= s["lo"] <= s["hi"] <= high, (v, key, s)
+    assert c["real"]["kid_interval"] == [0.0, 0.0008]       # the bootstrap's percentiles, cut at zero
+    summary = metrics_json(params, c)
+    for values in [*summary["cells"].values(), summary["real"]]:
+        assert 0 <= values["fid_lo"] <= values["fid"] <= values["fid_hi"] and 0 <= values["kid_lo"] <= values["kid_hi"]

@@ -1,11 +1,12 @@
 """Statistics across seeds against scipy and against their definitions."""
 import itertools
+import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from rnngan.statistics import holm, seeds_for_power, summarize, tiers, welch, welch_power
+from rnngan.statistics import LOG_T, T, T_CLIPPED, holm, seeds_for_power, summarize, tiers, welch, welch_power
 
 
 @pytest.mark.parametrize("na, nb, seed", [(3, 3, 0), (2, 5, 1), (5, 3, 2), (10, 10, 3)])
@@ -54,8 +55,31 @@ def test_summary_interval_is_scipys_t_interval():
     lo, hi = stats.t.interval(0.95, 2, loc=np.mean(x), scale=stats.sem(x))
     assert (s.lo, s.hi) == pytest.approx((lo, hi), rel=1e-12)
     assert s.std == pytest.approx(np.std(x, ddof=1)) and (s.min, s.max, s.n) == (7.75, 12.59, 3)
+    assert s.method == T
     one = summarize([5.0], 0.95)
-    assert one.std is None and one.lo is None and one.mean == 5.0
+    assert one.std is None and one.lo is None and one.mean == 5.0 and one.method is None
+
+
+def test_a_positive_metrics_interval_is_the_t_interval_of_its_logarithms_and_stays_above_zero():
+    fids = [6.61, 20.85, 10.65]      # rnn's three seeds in a default run: one collapsed
+    plain = summarize(fids, 0.95)
+    assert plain.lo < 0              # what Student's t on the values said: FID in [-5.5, 30.9]
+    s = summarize(fids, 0.95, 0.0, math.inf, log=True)
+    lo, hi = stats.t.interval(0.95, 2, loc=np.mean(np.log(fids)), scale=stats.sem(np.log(fids)))
+    assert (s.lo, s.hi) == pytest.approx((math.exp(lo), math.exp(hi)), rel=1e-12) and s.method == LOG_T
+    assert 0 < s.lo < min(fids) and s.lo < s.mean < s.hi
+    assert s.mean == pytest.approx(np.mean(fids)) and s.std == pytest.approx(np.std(fids, ddof=1))
+
+
+def test_without_a_logarithm_the_t_interval_is_cut_to_the_metrics_range():
+    kids = [-0.0002, 0.0001, 0.004]      # KID's unbiased estimate dips below zero
+    s = summarize(kids, 0.95, 0.0, math.inf, log=True)
+    assert s.method == T_CLIPPED and s.lo == 0.0 and s.hi == pytest.approx(summarize(kids, 0.95).hi)
+    recall = summarize([0.0, 0.0, 0.009], 0.95, 0.0, 1.0)
+    assert recall.method == T_CLIPPED and recall.lo == 0.0 and 0 < recall.hi < 1
+    inside = summarize([0.4, 0.5, 0.45], 0.95, 0.0, 1.0)
+    assert inside.method == T and (inside.lo, inside.hi) == (summarize([0.4, 0.5, 0.45], 0.95).lo,
+                                                              summarize([0.4, 0.5, 0.45], 0.95).hi)
 
 
 def test_welch_power_matches_a_simulation():
