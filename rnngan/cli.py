@@ -1,51 +1,139 @@
-"""The `rnngan` command: helpers around the DVC pipeline (the pipeline itself is `dvc repro`)."""
+"""The `rnngan` command: helpers around the DVC pipeline (the pipeline itself is `dvc repro`).
+
+A user error (a bad option, a file that is not what it should be, a machine without what the
+params ask for) is one line on stderr, `rnngan <command>: error: <problem>; <fix>`, and exit code
+2, as the stages report theirs; a traceback means a bug in rnngan.
+"""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# note: typer 0.2x carries its own copy of click (typer._click), whose exceptions differ from click's
+try:
+    from typer._click import exceptions as _click_errors
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover - an older typer, on click itself
+    from click import exceptions as _click_errors
+    from click.globals import get_current_context
+# click >= 8.2 raises it for a group called without a command (no_args_is_help): the help is the answer
+_NO_ARGS_IS_HELP = getattr(_click_errors, "NoArgsIsHelpError", ())
+
+DEVICES = ("auto", "cpu", "cuda")
+EXIT_USER_ERROR = 2
+
+
+def _command_name(ctx) -> str:
+    """`rnngan generate`, whatever the program was started as (`python -m rnngan.cli`, a test)."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(["rnngan", *reversed(names)])
+
+
+class OneLineUsageError(_click_errors.UsageError):
+    """Click's usage errors (unknown option, missing argument, bad value) in the form of the
+    others: one line, with where to look for the fix."""
+
+    def show(self, file=None) -> None:
+        name = _command_name(self.ctx)
+        message = self.format_message().rstrip(".")
+        typer.echo(f"{name}: error: {message}; see `{name} --help`", err=True)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors():
+    try:
+        yield
+    except (_NO_ARGS_IS_HELP, OneLineUsageError):
+        raise
+    except _click_errors.UsageError as exc:
+        raise OneLineUsageError(exc.format_message(), exc.ctx) from None
+
+
+class Commands(TyperGroup):
+    """rnngan's command group: usage errors of the group and of every command as one line."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx):
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+# note: typer's rich help prints `<bool>` beside every flag (--help included) and boxes every
+# error; click's plain help shows `--variants / --no-variants`, and errors stay one line
+app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
                   help="rnngan: recurrent GANs (RNN, LSTM, GRU, SRU) as a DVC pipeline. "
                        "Run the study with `dvc repro`; these commands help around it.")
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"rnngan: error: {message}", err=True)
-    raise typer.Exit(2)
+    """Stop the current command with a user error: one line on stderr, exit code 2."""
+    name = _command_name(get_current_context(silent=True))
+    typer.echo(f"{name}: error: {message}", err=True)
+    raise typer.Exit(EXIT_USER_ERROR)
 
 
 @app.command()
 def check(params: Path = typer.Option(Path("params.yaml"), help="params file to validate")) -> None:
-    """Validate params.yaml and print the resolved values (what every stage checks first)."""
+    """Validate params.yaml against the code and this machine, and print the resolved values
+    (what every stage checks first): a bad key or value, `train.device: cuda` without CUDA, or
+    `metrics.features: inception` without the weights file is refused before any work."""
     import yaml
 
     from rnngan.config import ParamsError, load_params
+    from rnngan.environment import machine_problems
 
+    if not params.is_file():
+        _fail(f"{params}: no such params file; run in the project folder (beside dvc.yaml) or pass --params PATH")
     try:
         p = load_params(params)
     except ParamsError as exc:
         _fail(str(exc))
+    problems = machine_problems(p)
+    if problems:
+        name = _command_name(get_current_context())
+        for problem in problems:
+            typer.echo(f"{name}: error: {problem}", err=True)
+        raise typer.Exit(EXIT_USER_ERROR)
     typer.echo(yaml.safe_dump(p.to_dict(), sort_keys=False).rstrip())
     typer.echo(f"# {params}: valid; headline cell '{p.model.cell}' of {p.model.variants}")
 
 
 @app.command()
-def synthfaces(out: Path = typer.Argument(..., help="folder to write the CelebA-layout files into"),
+def synthfaces(out: Path = typer.Argument(..., help="folder to write the CelebA-layout files into (a new "
+                                                    "folder, or one synthfaces wrote before: it is replaced)"),
                count: int = typer.Option(1000, min=1, help="number of faces"),
                seed: int = typer.Option(0, help="faces are deterministic by seed"),
                workers: int = typer.Option(0, min=0, help="processes; 0 = one per core")) -> None:
     """Draw procedural faces in CelebA's published aligned layout (zip + annotation files)."""
+    from rnngan.data.celeba_format import IMAGE_ZIP
     from rnngan.data.synthfaces import write_synthfaces
 
-    summary = write_synthfaces(out, count=count, seed=seed, workers=workers)
+    if out.exists() and not out.is_dir():
+        _fail(f"{out} is a file; pass a folder to write the faces into (a new one)")
+    if out.is_dir() and any(out.iterdir()) and not (out / IMAGE_ZIP).is_file():
+        _fail(f"{out} holds other files, and synthfaces replaces the whole folder; pass a new or empty folder")
+    try:
+        summary = write_synthfaces(out, count=count, seed=seed, workers=workers)
+    except OSError as exc:
+        _fail(f"{out}: cannot write there ({exc.strerror or exc}); pass a folder you can write to")
     typer.echo(f"wrote {count} faces to {out} ({summary.get('images_per_s', 0):.0f} images/s)")
 
 
 @app.command()
-def generate(generator: Path = typer.Argument(..., help="a generator.pt written by the train stage, or a "
-                                                        ".onnx written by the export stage (needs only numpy "
-                                                        "and onnxruntime, no torch)"),
+def generate(generator: Path = typer.Argument(..., help="a generator.pt written by the train stage "
+                                                        "(models/<variant>-<seed>/generator.pt), or a .onnx written "
+                                                        "by the export stage (exports/generator.onnx; needs only "
+                                                        "numpy and onnxruntime, no torch)"),
              out: Path = typer.Option(Path("grid.png"), help="a .png grid, or .npy for the raw uint8 array"),
              count: int = typer.Option(64, min=1, help="images to draw"),
              seed: int = typer.Option(0, help="noise seed; a .onnx draws numpy's default_rng(seed) noise and a "
@@ -56,16 +144,21 @@ def generate(generator: Path = typer.Argument(..., help="a generator.pt written 
     from rnngan.grids import save_grid
     from rnngan.io import save_npy
 
+    if device not in DEVICES:
+        _fail(f"--device '{device}' must be one of: {', '.join(DEVICES)}")
     if out.suffix not in (".png", ".npy"):
         _fail(f"--out {out}: must end in .png or .npy")
     if generator.suffix.lower() == ".onnx":
         images = _generate_onnx(generator, count, seed, device)
     else:
         images = _generate_torch(generator, count, seed, device)
-    if out.suffix == ".npy":
-        save_npy(out, images)
-    else:
-        save_grid(images, out, scale=2)
+    try:
+        if out.suffix == ".npy":
+            save_npy(out, images)
+        else:
+            save_grid(images, out, scale=2)
+    except OSError as exc:
+        _fail(f"--out {out}: cannot write there ({exc.strerror or exc}); pass a path in a folder you can write to")
     typer.echo(f"wrote {count} images to {out}")
 
 
@@ -81,9 +174,15 @@ def _generate_onnx(path: Path, count: int, seed: int, device: str):
 
 
 def _generate_torch(path: Path, count: int, seed: int, device: str):
+    import torch
+
     from rnngan.io import pick_device
     from rnngan.sampling import GeneratorFileError, load_generator, sample_images
 
+    if device == "cuda" and not torch.cuda.is_available():
+        from rnngan.environment import cuda_absence
+
+        _fail(f"--device cuda: {cuda_absence()}; use --device cpu (or auto: CUDA where there is one)")
     try:
         G = load_generator(path, pick_device(device))
     except GeneratorFileError as exc:
@@ -95,13 +194,14 @@ def _generate_torch(path: Path, count: int, seed: int, device: str):
 def compare(
     json_file: Path | None = typer.Option(None, "--json", help="a saved `dvc exp show --json` output "
                                           "('-' = stdin) instead of running it here"),
-    all_commits: bool = typer.Option(False, "--all-commits", "-A", help="all experiments in the repository "
-                                     "(dvc exp show -A; overrides --rev and -n)"),
+    all_commits: bool = typer.Option(False, "--all-commits/--no-all-commits", "-A",
+                                     help="all experiments in the repository (dvc exp show -A; overrides --rev "
+                                          "and -n)"),
     rev: list[str] | None = typer.Option(None, "--rev", help="experiments derived from this commit "
                                          "(HEAD by default); repeatable, as in dvc exp show"),
     num: int = typer.Option(1, "--num", "-n", help="experiments from the last N commits from --rev "
                             "(negative: all first-parent commits), as in dvc exp show"),
-    variants: bool = typer.Option(False, "--variants", help="one row per variant (`cells.*`) of each "
+    variants: bool = typer.Option(False, "--variants/--no-variants", help="one row per variant (`cells.*`) of each "
                                   "experiment, not the headline (`model.cell`) only"),
     fmt: str = typer.Option("md", "--format", help="md (GitHub markdown) | html (a standalone page) | csv | json"),
     out: Path | None = typer.Option(None, "--out", help="write here (atomically) instead of to stdout"),
@@ -123,7 +223,8 @@ def compare(
             if str(json_file) == "-":
                 data = cmp.load_exp_show(sys.stdin.read(), "stdin")
             elif not json_file.is_file():
-                _fail(f"--json {json_file}: no such file")
+                _fail(f"--json {json_file}: no such file; save one with `dvc exp show --json > {json_file}`, "
+                      "or leave --json out to run it here")
             else:
                 data = cmp.load_exp_show(json_file.read_text(), str(json_file))
         else:
@@ -137,8 +238,11 @@ def compare(
         return
     from rnngan.io import atomic_path
 
-    with atomic_path(out) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    try:
+        with atomic_path(out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"--out {out}: cannot write there ({exc.strerror or exc}); pass a path in a folder you can write to")
     typer.echo(f"wrote {out}", err=True)
 
 
@@ -156,26 +260,29 @@ def screen(plan: Path = typer.Argument(..., help="a plan file (YAML): named conf
            ) -> None:
     """Run a recipe screen: each configuration and seed of PLAN through `dvc repro` in a worktree at one
     commit, one row in runs.csv per finished run; rows already there are skipped."""
-    from rnngan.screen import ScreenError, run_plan
+    from rnngan.screen import ScreenError, pending, run_plan
 
     try:
-        rows = run_plan(plan, Path.cwd(), runs, recipe, commit, only or None, dry_run)
+        if dry_run:
+            _, sha, jobs = pending(plan, Path.cwd(), runs, commit, only or None)
+            for cfg, seed in jobs:
+                typer.echo(f"{cfg.name}\tseed {seed}\t{cfg.variant}\t{cfg.steps} steps\t{cfg.overrides}")
+            typer.echo(f"{len(jobs)} runs to do at {sha[:12]}")
+            return
+        rows = run_plan(plan, Path.cwd(), runs, recipe, commit, only or None)
     except ScreenError as exc:
         _fail(str(exc))
     typer.echo(f"{len(rows)} new rows in {runs}")
 
 
 @app.command()
-def info() -> None:
-    """Print versions and the device training would use."""
-    import platform
+def info(params: Path = typer.Option(Path("params.yaml"), help="params file to check")) -> None:
+    """Print what a bug report needs: versions (python, torch, dvc, numpy, ...), the CPU and its
+    vector instructions, threads, CUDA devices, and whether the params file is valid here."""
+    from rnngan.environment import bug_report
 
-    import torch
-
-    from rnngan.io import pick_device
-
-    typer.echo(f"python {platform.python_version()}, torch {torch.__version__}, "
-               f"device (train.device=auto): {pick_device('auto')}, CPU threads {torch.get_num_threads()}")
+    for key, value in bug_report(params):
+        typer.echo(f"{key}: {value}")
 
 
 if __name__ == "__main__":  # pragma: no cover

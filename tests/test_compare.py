@@ -231,7 +231,7 @@ def test_overlap_with_the_best_is_stated_as_not_separable_at_the_confidence():
     overlap = next(n for n in c.notes if n.startswith("FID intervals overlapping"))
     assert "`ws-run` (lstm)" in overlap and "hidden-64" not in overlap
     assert "not separable from the best at 95% confidence" in overlap
-    assert any(n.startswith("Intervals are of each row's mean over its training seeds") and
+    assert any(n.startswith("Intervals are of each row's central value over its training seeds") and
                "compare the variants of that revision only" in n for n in c.notes)
 
 
@@ -388,7 +388,7 @@ def test_cli_writes_out_atomically_in_the_chosen_format(saved, tmp_path):
 ])
 def test_cli_refuses_bad_options_with_exit_2(saved, args, message):
     r = runner.invoke(app, ["compare", "--json", str(saved), *args])
-    assert r.exit_code == 2 and f"rnngan: error: {message}" in r.output
+    assert r.exit_code == 2 and f"rnngan compare: error: {message}" in r.output
 
 
 def test_cli_refuses_a_missing_or_malformed_json_file(tmp_path):
@@ -405,7 +405,7 @@ def test_cli_outside_a_dvc_repository_reports_dvcs_error_with_exit_2(tmp_path, m
     monkeypatch.chdir(tmp_path)
     r = runner.invoke(app, ["compare"])
     assert r.exit_code == 2
-    assert "rnngan: error: `dvc exp show --json` failed" in r.output and "not inside of a DVC repository" in r.output
+    assert "rnngan compare: error: `dvc exp show --json` failed" in r.output and "not inside of a DVC repository" in r.output
 
 
 def test_exp_show_passes_the_selection_options_through_to_dvc(monkeypatch):
@@ -469,3 +469,29 @@ def test_attribute_coverage_is_a_column_and_n_a_where_a_run_has_none():
     rows = by_name(cmp.parse_exp_show(data, METRICS)[0])
     head, body = cmp.table(cmp.compare([rows["master"]]))
     assert dict(zip(head, body[0]))["attribute TV"] == "0.119" and dict(zip(head, body[0]))["joint modes"] == "0.406"
+
+
+def test_pair_variants_are_shown_with_their_generator_and_discriminator():
+    cells = {**RUN, "lstm+dcgan": cell_values(20.1, 19.0, 21.3), "dcgan+lstm": cell_values(6.2, 5.9, 6.6)}
+    data = [state(MASTER, "master", with_params(model__variants=list(cells)), metrics_file("lstm", cells))]
+    c = comparison(data, variants=True)
+    head, body = cmp.table(c)
+    shown = [dict(zip(head, b))["variant"] for b in body]
+    assert "lstm+dcgan (G lstm, D dcgan)" in shown and "dcgan+lstm (G dcgan, D lstm)" in shown
+    assert "lstm (headline)" in shown and "gru" in shown
+    recs = {r["cell"]: r for r in cmp.records(c)}
+    assert (recs["lstm+dcgan"]["generator"], recs["lstm+dcgan"]["discriminator"]) == ("lstm", "dcgan")
+    assert (recs["gru"]["generator"], recs["gru"]["discriminator"]) == ("gru", "gru")
+    assert "`master` (dcgan+lstm (G dcgan, D lstm))" in c.notes[0]      # the best row, named
+
+
+def test_variants_is_a_flag_pair_and_the_help_shows_no_bool_placeholders(saved):
+    on = runner.invoke(app, ["compare", "--json", str(saved), "--variants", "--format", "json"])
+    off = runner.invoke(app, ["compare", "--json", str(saved), "--no-variants", "--format", "json"])
+    assert on.exit_code == off.exit_code == 0, on.output + off.output
+    assert json.loads(on.output)["variants"] is True and json.loads(off.output)["variants"] is False
+    help_text = runner.invoke(app, ["compare", "--help"]).output
+    assert "--variants / --no-variants" in help_text and "<bool>" not in help_text
+    r = runner.invoke(app, ["compare", "--json", str(saved), "--variants", "true"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "rnngan compare: error: Got unexpected extra argument" in r.output and "`rnngan compare --help`" in r.output
