@@ -11,7 +11,7 @@ from project import make_repo, stages_run
 pytestmark = pytest.mark.e2e
 
 TINY = {
-    "augment": {"copies": 2},
+    "augment": {"copies": 2, "real": "cached"},   # the cached real side, two draws per image
     "model": {"cell": "gru", "variants": ["gru"], "hidden": 16, "nf": 8, "z_dim": 8, "timesteps": 2},
     "train": {"seeds": [0], "steps": 4, "batch_size": 8, "log_every": 2, "grid_every": 2},
     "sample": {"count": 32, "grid": 16},
