@@ -69,7 +69,7 @@ def test_every_output_exists_with_the_published_formats(repo):
     real = np.load(root / "samples/real.npy")
     assert real.shape == (64, 16, 16, 3)
     m = json.loads((root / "metrics/real.json").read_text())
-    assert m["cell"] == "real" and sum(m["sources"].values()) == 64 and "val" in m["sources"]
+    assert m["cell"] == "real" and sum(m["sources"].values()) == 64 and "test" in m["sources"] and "val" not in m["sources"]
     comparison = json.loads((root / "comparison/comparison.json").read_text())
     assert comparison["seeds"] == SEEDS and set(comparison["runs"]) == set(RUNS)
     assert comparison["training_variation_measured"] and comparison["tests"]["fid"]["basis"] == "seeds"
