@@ -37,8 +37,10 @@ def spread(summary: dict, digits: int, scale: float = 1.0) -> str:
 
 
 def count(n: int | float | None) -> str:
-    """A parameter count in thousands: '612k'."""
-    return NA if n is None else f"{n / 1e3:,.0f}k"
+    """A parameter count, in thousands from 10,000 on: '612k', '1,235k', '4,736'."""
+    if n is None:
+        return NA
+    return f"{n / 1e3:,.0f}k" if n >= 10_000 else f"{n:,.0f}"
 
 
 def variant_name(variant: str) -> str:

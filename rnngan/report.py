@@ -2,32 +2,41 @@
 numbers (comparison/comparison.json) and the runs' own files; it tests nothing itself.
 
 Writes, under reports/: report.md (GitHub markdown, relative image links), report.html,
-figures/*.png, plots/ (CSV per run for `dvc plots`), and metrics.json (the headline variant's
-means over seeds at the top level, every variant under `cells.<variant>`, the held-out real row
-under `real`, for `dvc metrics diff` and `dvc exp show`).
+figures/ (plots as palette PNG, sample grids as JPEG: rnngan.report_figures says why), plots/
+(CSV per run for `dvc plots`), and metrics.json (the headline variant's means over seeds at the
+top level, every variant under `cells.<variant>`, the held-out real row under `real`, for
+`dvc metrics diff` and `dvc exp show`).
+
+The first screen answers what a reviewer asks first: which code (the git commit at report time,
+rnngan.environment.code_version) and which recipe (every train/model/augment param off the
+code's defaults) made it; the headline against the held-out real row; the verdict over every
+tested metric in sentences; every variant's numbers beside its parameter counts.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from rnngan.comparison import REAL, ComparisonError
-from rnngan.config import Params
+from rnngan.config import Params, split_variant
 from rnngan.environment import packages
+from rnngan.formatting import count, variant_name, with_interval
 from rnngan.formatting import fmt as _fmt
 from rnngan.formatting import spread as _spread
-from rnngan.formatting import with_interval
 from rnngan.grids import make_grid
 from rnngan.io import log, read_json, replace_path
 from rnngan.metrics.histograms import bin_centres
-from rnngan.report_attributes import attribute_lines, attributes_figure
-from rnngan.report_figures import distribution_figures, losses_figure, samples_figure, seeds_figure
+from rnngan.report_attributes import ATTRIBUTE_TESTED, attribute_lines, attributes_figure
+from rnngan.report_figures import (SAMPLES_FIGURE, distribution_figures, losses_figure, samples_figure,
+                                   samples_file, seeds_figure, write_jpeg)
 
 OUTPUTS = ("report.md", "report.html", "figures", "plots", "metrics.json")
 # The metrics tested across seeds, as the report names them: key, label, digits, scale.
@@ -49,6 +58,37 @@ class Inputs:
     samples: Path      # samples/<variant>-<seed>.png and .npy, samples/real.*
     metrics: Path      # metrics/<variant>-<seed>.json, metrics/real.json
     attributes: Path   # data/attributes/<dataset>: the attribute classifier's summary
+
+
+
+# Which code built an output: the git commit, and what differs from it.
+
+# What "the code" is: the files whose change changes a result (params.yaml is the recipe, shown apart).
+CODE_PATHS = ("rnngan", "stages", "dvc.yaml", "pyproject.toml")
+
+
+def code_version(root: str | Path | None = None) -> dict:
+    """The git commit checked out in `root` (the working directory: where DVC runs a stage) and
+    the code files that differ from it, as {"commit", "changed", "reason"}; never raises.
+
+    Read when the output is built (`git rev-parse HEAD`): a report committed together with the
+    code that made it names that commit's parent plus the changed files, which is the truth of
+    what ran. Without git, outside a repository or in one without commits, `commit` is None and
+    `reason` says why."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+
+    try:
+        head = git("rev-parse", "--verify", "HEAD")
+        if head.returncode != 0:
+            why = (head.stderr.strip().splitlines() or ["no commit"])[0].removeprefix("fatal: ")
+            return {"commit": None, "changed": [], "reason": f"git: {why}"}
+        status = git("status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"commit": None, "changed": [], "reason": f"git could not run ({type(exc).__name__})"}
+    # porcelain lines are "XY path" or "XY old -> new"
+    changed = sorted({line[3:].split(" -> ")[-1].strip('"') for line in status.stdout.splitlines() if line.strip()})
+    return {"commit": head.stdout.strip(), "changed": changed, "reason": None}
 
 
 def read_losses(live_dir: Path) -> pd.DataFrame:
@@ -79,6 +119,14 @@ def _number(value: float | None, digits: int):
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
+def shown(value: float | None) -> float | None:
+    """FID or KID as the report shows it: never below zero. KID is an unbiased estimate of MMD²,
+    which is >= 0; where generated (or held-out real) and reference images are indistinguishable
+    at the sample size, the estimate and its bootstrap percentiles dip below zero, and 0 is the
+    closer value. (The compare stage tests the raw estimates.)"""
+    return None if value is None else max(0.0, value)
+
+
 # Mode coverage on attributes (where the dataset has them): mean marginal TV, share of the real
 # joint modes produced, joint KL.
 ATTRIBUTE_KEYS = ("attr_tv", "attr_modes", "attr_kl")
@@ -102,8 +150,8 @@ def variant_values(comparison: dict, variant: str) -> dict:
             lo, hi = s[key]["lo"], s[key]["hi"]
         else:
             lo, hi = comparison["runs"][pv["runs"][0]][f"{key}_interval"]
-        out.update({key: _number(s[key]["mean"], d), f"{key}_lo": _number(lo, d), f"{key}_hi": _number(hi, d),
-                    f"{key}_std": _number(s[key]["std"], d)})
+        out.update({key: _number(shown(s[key]["mean"]), d), f"{key}_lo": _number(shown(lo), d),
+                    f"{key}_hi": _number(shown(hi), d), f"{key}_std": _number(s[key]["std"], d)})
     for key in ("precision", "recall", "density", "coverage"):
         out[key] = _number(s[key]["mean"], DIGITS[key])
     for key in ("w1_grey", "w1_hue", "w1_saturation", "spectral_distance", "train_seconds", "images_per_s"):
@@ -122,8 +170,9 @@ def real_values(comparison: dict) -> dict:
     r = comparison["real"]
     out = {}
     for key in ("fid", "kid"):
-        out.update({key: _number(r[key], DIGITS[key]), f"{key}_lo": _number(r[f"{key}_interval"][0], DIGITS[key]),
-                    f"{key}_hi": _number(r[f"{key}_interval"][1], DIGITS[key])})
+        lo, hi = r[f"{key}_interval"]
+        out.update({key: _number(shown(r[key]), DIGITS[key]), f"{key}_lo": _number(shown(lo), DIGITS[key]),
+                    f"{key}_hi": _number(shown(hi), DIGITS[key])})
     for key in ("precision", "recall", "density", "coverage", "w1_grey", "spectral_distance"):
         out[key] = _number(r[key], DIGITS[key])
     for key in ATTRIBUTE_KEYS:
@@ -212,38 +261,133 @@ def _cell(v: dict, key: str, digits: int, scale: float = 1.0) -> str:
     return with_interval(v[key], v.get(key + "_lo"), v.get(key + "_hi"), digits, scale)
 
 
-
-
 def _tiers_text(tiers: list[list[str]]) -> str:
     return " > ".join("{" + _names(t) + "}" for t in tiers)
 
 
-def _pair(test: dict, a: str, b: str) -> dict | None:
-    for row in test["pairs"]:
-        if {row["a"], row["b"]} == {a, b}:
-            return row
-    return None
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def tested_metrics(comparison: dict) -> list[tuple[str, str, int, float]]:
+    """Every metric the compare stage tested, as (key, label, digits, scale), attributes included."""
+    return [*TESTED, *((k, label, d, 1.0) for k, label, d in ATTRIBUTE_TESTED if k in comparison["tests"])]
+
+
+def _basis(comparison: dict, test: dict) -> str:
+    if test["basis"] == "seeds":
+        return f"Welch tests over {len(comparison['seeds'])} seeds, Holm-adjusted"
+    return "the sample bootstrap of one seed: provisional, training variation not measured"
+
+
+def _decider(row: dict) -> dict | None:
+    """The test a pair's verdict rests on: over seeds where measured, else the sample bootstrap."""
+    return row["seeds"] or row["samples"]
+
+
+def closest_pair(test: dict) -> tuple[dict, int] | None:
+    """The unseparated pair that the fewest seeds would separate (80% power), with that count;
+    None where no pair would with up to MAX_SEEDS (or with one seed, where power is not computed)."""
+    options = [(r, r["seeds"]["seeds_for_80_power"]) for r in test["pairs"]
+               if r["seeds"] and not r["seeds"]["significant"] and r["seeds"]["seeds_for_80_power"] is not None]
+    return min(options, key=lambda o: o[1]) if options else None
 
 
 def verdict(head: str, comparison: dict, key: str, label: str, digits: int, scale: float) -> str:
-    """One sentence from the tiers of `key`: which variants are best, where the headline stands."""
+    """One metric's verdict in a sentence: which variant is better than which (every significant
+    pair, by winner, each variant's mean ± seed sd where first named), or that none is and how
+    many seeds would separate the closest pair; where the headline stands."""
     test = comparison["tests"][key]
-    tiers = test["tiers"]
-    s = {v: comparison["per_variant"][v]["summary"][key] for v in comparison["variants"]}
-    basis = ("Welch tests over seeds" if test["basis"] == "seeds" else
-             "the sample bootstrap of one seed: provisional, training variation not measured")
-    if len(tiers) == 1:
-        return (f"**{label}:** no variant is separated from another ({basis})." if len(tiers[0]) > 1
-                else f"**{label}:** one variant only.")
-    best = tiers[0]
-    best_text = " and ".join(f"`{v}` {_spread(s[v], digits, scale)}" for v in best)
-    if head in best:
-        where = "the headline is among them"
-    else:
-        rank = next(i for i, t in enumerate(tiers, start=1) if head in t)
-        where = f"`{head}` is in tier {rank} of {len(tiers)}, {_spread(s[head], digits, scale)}"
-    return (f"**{label}:** best {'tier' if len(best) > 1 else 'variant'} {best_text}, separated from every "
-            f"lower tier by {basis}; {where}.")
+    variants = comparison["variants"]
+    s = {v: comparison["per_variant"][v]["summary"][key] for v in variants}
+    if len(variants) == 1:
+        return f"**{label}:** one variant only."
+    if test["basis"] is None:
+        return f"**{label}:** not tested: one seed, and no within-run bootstrap for this metric."
+    won = [r for r in test["pairs"] if r["better"]]
+    if not won:
+        text = f"**{label}:** no variant is separated from another ({_basis(comparison, test)})"
+        if test["basis"] == "seeds":
+            closest = closest_pair(test)
+            text += (f"; the closest pair, `{closest[0]['a']}` and `{closest[0]['b']}`, would need {closest[1]} seeds "
+                     "per variant for 80% power" if closest else
+                     "; no pair would separate with fewer than 1000 seeds per variant: no practical difference")
+        return text + "."
+    lower = test["lower_is_better"]
+    rank = {v: i for i, tier in enumerate(test["tiers"]) for v in tier}
+    order = sorted(variants, key=lambda v: (rank[v], s[v]["mean"] if lower else -s[v]["mean"]))
+    named: set[str] = set()
+
+    def name(v: str) -> str:
+        first = v not in named
+        named.add(v)
+        return f"`{v}` {_spread(s[v], digits, scale)}" if first else f"`{v}`"
+
+    parts = []
+    for winner in [v for v in order if any(r["better"] == v for r in won)]:
+        losers = [v for v in order if any(r["better"] == winner and v in (r["a"], r["b"]) and v != winner for r in won)]
+        parts.append(f"{name(winner)} is better than {_and([name(v) for v in losers])}")
+    worst = max(_decider(r)["p_holm"] for r in won)     # every separation named holds at this p
+    p_text = "p < 0.001" if worst < 0.001 else f"p ≤ {worst:.2g}"
+    others = len(test["pairs"]) - len(won)
+    rest = ("" if not others else "; the other pair is not separated" if others == 1 else
+            f"; the other {others} pairs are not separated")
+    tier = rank[head] + 1
+    where = ("the headline is in the best tier" if tier == 1 else
+             f"the headline `{head}` is in tier {tier} of {len(test['tiers'])}")
+    return (f"**{label}** ({'lower' if lower else 'higher'} is better): {'; '.join(parts)} "
+            f"({_basis(comparison, test)}, {p_text}){rest}; {where}.")
+
+
+def verdict_lines(head: str, comparison: dict) -> list[str]:
+    """The first screen's verdict over every tested metric: a bullet per metric that separates
+    some variants, then one for all those that separate none, with the seeds each would need."""
+    separated, unseparated = [], []
+    for key, label, digits, scale in tested_metrics(comparison):
+        test = comparison["tests"][key]
+        if any(r["better"] for r in test["pairs"]):
+            separated.append("- " + verdict(head, comparison, key, label, digits, scale))
+        else:
+            unseparated.append((key, label, test))
+    lines = separated
+    if len(comparison["variants"]) == 1:
+        return lines + ["- One variant only: nothing to compare."]
+    tested = [(k, label, t) for k, label, t in unseparated if t["basis"] is not None]
+    untested = [label for _, label, t in unseparated if t["basis"] is None]
+    if tested:
+        basis = _basis(comparison, tested[0][2])
+        line = (f"- **No variant is separated** ({basis}) on {_and([label for _, label, _ in tested])}"
+                if separated else f"- **No variant is separated from another** on any tested metric ({basis}): "
+                                  f"{_and([label for _, label, _ in tested])}")
+        if tested[0][2]["basis"] == "seeds":
+            need = []
+            for _, label, t in tested:
+                closest = closest_pair(t)
+                need.append(f"{label} {closest[1]} (`{closest[0]['a']}`, `{closest[0]['b']}`)" if closest else
+                            f"{label} more than 1000")
+            line += (". Seeds per variant that would separate the closest pair with 80% power, if the observed "
+                     f"differences and spreads are the true ones: {'; '.join(need)}")
+        lines.append(line + ".")
+    if untested:
+        lines.append(f"- Not tested with one seed (no within-run bootstrap): {_and(untested)}.")
+    return lines
+
+
+# Recall below this (Kynkäänniemi et al. 2019: the share of real images inside the k-NN manifold
+# of the generated ones) means the samples miss nearly all of the data's variety.
+NEAR_ZERO_RECALL = 0.05
+
+
+def recall_reading(comparison: dict) -> str | None:
+    """A line for the variants whose recall is near zero: what it means, since it reads as a bug."""
+    low = [v for v in comparison["variants"] if comparison["per_variant"][v]["summary"]["recall"]["mean"] < NEAR_ZERO_RECALL]
+    if not low:
+        return None
+    means = _and([f"`{v}` {_fmt(comparison['per_variant'][v]['summary']['recall']['mean'], 3)}" for v in low])
+    return (f"- **Recall near zero** ({means}; held-out real images {_fmt(comparison['real']['recall'], 3)}): almost "
+            "no real image lies inside the k-NN manifold of these samples, so they cover a small part of the data's "
+            "variety (a few repeated prototypes, or collapse), whatever their precision; coverage"
+            + (" and joint modes say" if "attr_modes" in comparison["tests"] else " says") + " how much is left.")
 
 
 def _power_text(n) -> str:
@@ -254,7 +398,6 @@ def pairs_table(comparison: dict, key: str, label: str, digits: int, scale: floa
     """Every pair's seed-level Welch test (Holm over the pairs) and, where there is one, the
     sample-noise test beside it."""
     test = comparison["tests"][key]
-    n_pairs = len(test["pairs"])
     if test["basis"] is None:
         return [f"{label}: not tested: one seed, and no within-run bootstrap for this metric."]
     has_samples = any(r["samples"] for r in test["pairs"])
@@ -274,21 +417,91 @@ def pairs_table(comparison: dict, key: str, label: str, digits: int, scale: floa
         if has_samples:
             cells.append(f"{b['p']:.3g}, {b['p_holm']:.3g}" + (" (sig.)" if b["significant"] else ""))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"{n_pairs} pairs; *separated* where the Holm-adjusted p is below "
-              f"{1 - comparison['confidence']:.2g}. Seeds for 80% power: per variant, for a Welch test at the "
-              "Bonferroni level to separate the pair if the observed difference and spreads are the true ones "
-              "(\"more than 1000\": no practical difference)."]
     return lines
 
 
+def pairs_note(comparison: dict) -> str:
+    """What the pairs tables' columns mean: said once, under the first of them."""
+    n_pairs = len(comparison["tests"]["fid"]["pairs"])
+    return (f"{n_pairs} pair{'s' if n_pairs != 1 else ''} per metric; *separated* where the Holm-adjusted p (over "
+            f"the pairs of that metric) is below {1 - comparison['confidence']:.2g}. Seeds for 80% power: per "
+            "variant, for a Welch test at the Bonferroni level to separate the pair if the observed difference and "
+            "spreads are the true ones (\"more than 1000\": no practical difference).")
+
+
+def _value(v) -> str:
+    """A param value as params.yaml spells it."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return str(v)
+
+
+RECIPE_SECTIONS = ("train", "model", "augment")
+
+
+def recipe(params: Params) -> list[tuple[str, object, object]]:
+    """Every `train`/`model`/`augment` param that differs from the code's default (rnngan/config.py),
+    as (dotted key, value, default): what a reader needs to tell one recipe's report from another's."""
+    defaults = Params()
+    out = []
+    for section in RECIPE_SECTIONS:
+        ours, theirs = getattr(params, section), getattr(defaults, section)
+        for f in dataclasses.fields(ours):
+            if getattr(ours, f.name) != getattr(theirs, f.name):
+                out.append((f"{section}.{f.name}", getattr(ours, f.name), getattr(theirs, f.name)))
+    return out
+
+
+class _FlowLists(yaml.SafeDumper):
+    """YAML with lists on one line (`seeds: [0, 1, 2]`), as params.yaml writes short ones."""
+
+
+_FlowLists.add_representer(list, lambda dumper, data: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", data, flow_style=True))
+
+
+def render_origin(params: Params, code: dict) -> list[str]:
+    """Which code and which recipe made this report: the commit (rnngan.environment.code_version),
+    the params that differ from the code's defaults, the three sections in full folded below."""
+    if code["commit"] is None:
+        built = f"Built from code whose commit was not recorded ({code['reason']})"
+    else:
+        built = f"Built from commit `{code['commit'][:12]}`"
+        changed = code["changed"]
+        if changed:
+            shown = _and([f"`{c}`" for c in changed[:5]] + ([f"{len(changed) - 5} more"] if len(changed) > 5 else []))
+            built += f" with uncommitted changes to {len(changed)} code file{'s' if len(changed) > 1 else ''} ({shown})"
+    diff = recipe(params)
+    if diff:
+        how = (f"the code's defaults except {len(diff)} param{'s' if len(diff) > 1 else ''}: "
+               + "; ".join(f"`{k}` {_value(v)} (default {_value(d)})" for k, v, d in diff))
+    else:
+        how = "the code's defaults (rnngan/config.py) for every `train`, `model` and `augment` param"
+    sections = {name: dataclasses.asdict(getattr(params, name)) for name in RECIPE_SECTIONS}
+    return [f"{built}. Recipe: {how}.", "",
+            "<details><summary>The recipe in full: every train, model and augment param as the stages read "
+            "it</summary>", "", "```yaml", yaml.dump(sections, Dumper=_FlowLists, sort_keys=False).rstrip(), "```", "",
+            "</details>", ""]
+
+
+
 def render_markdown(params: Params, comparison: dict, runs: dict[str, dict], real_metrics: dict, summary: dict,
-                    stats: dict, ref_meta: dict, provenance: dict, env: dict, attributes: dict) -> str:
+                    stats: dict, ref_meta: dict, provenance: dict, env: dict, attributes: dict, code: dict) -> str:
     """report.md: GitHub markdown, images as relative links under figures/, no raw HTML but
-    <details> (which GitHub keeps)."""
+    <details> (which GitHub keeps). The first screen: which commit and recipe, the headline
+    against the held-out real row, the verdict over every tested metric, every variant's numbers
+    beside its parameter counts."""
     head = params.model.cell
     variants = comparison["variants"]
     seeds = comparison["seeds"]
     measured = comparison["training_variation_measured"]
+    with_attributes = comparison["attributes"]["measured"]
     conf = f"{100 * params.metrics.confidence:.0f}%"
     h, real = summary, summary["real"]
     pv = comparison["per_variant"]
@@ -296,6 +509,7 @@ def render_markdown(params: Params, comparison: dict, runs: dict[str, dict], rea
     lines = [
         f"# rnngan report: `{head}` on {params.data.dataset} {params.data.image_size}×{params.data.image_size}",
         "",
+        *render_origin(params, code),
         f"| | FID ↓ | KID ×10⁻³ ↓ | precision ↑ | recall ↑ | coverage ↑ | G / D parameters | training |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| headline `{head}`, mean of {len(seeds)} seed{'s' if len(seeds) > 1 else ''} [{conf} "
@@ -306,57 +520,75 @@ def render_markdown(params: Params, comparison: dict, runs: dict[str, dict], rea
         f"| held-out real images (the floor / ceiling) | {_cell(real, 'fid', 2)} | {_cell(real, 'kid', 1, 1000)} | "
         f"{_fmt(real['precision'], 3)} | {_fmt(real['recall'], 3)} | {_fmt(real['coverage'], 3)} | | |",
         "",
+        *verdict_lines(head, comparison),
     ]
-    lines += ["- " + verdict(head, comparison, key, label, digits, scale) for key, label, digits, scale in TESTED[:2]]
+    reading = recall_reading(comparison)
+    if reading:
+        lines.append(reading)
     lines.append("")
     if not measured:
         lines += [f"> **Training variation was not measured** (one seed, `train.seeds: {seeds}`): every ranking "
                   "here is provisional. A new seed, or the same seed on another CPU, moves a recurrent GAN's "
                   "FID by points; run three or more seeds before reading a verdict.", ""]
+    pairs = [v for v in variants if split_variant(v)[0] != split_variant(v)[1]]
     lines += [
-        f"Seeds (`train.seeds`) {', '.join(map(str, seeds))}: each seed is one training run of every variant "
-        "(initialisation, batch order, noise), on the same data (`seed`), reference and sample noise. Verdicts "
-        "rest on the seed-to-seed spread (Welch's t-test on the per-seed values, Holm-adjusted over the pairs); "
-        "the within-run bootstrap over the samples is the smaller, sample-noise part. "
-        f"{summary['cells'][head]['seeds']} × {runs[pv[head]['runs'][0]]['metrics']['count']:,} generated against "
-        f"{ref_meta['count']:,} real training images, `{params.metrics.features}` features ({ref_meta['feature_dim']}-d)."
-        + (" `randinit` is a fixed-seed random network: these FID/KID values compare runs of this project, not "
-           "published Inception FIDs." if params.metrics.features == "randinit" else ""),
-        "", REPRODUCIBLE, "",
         "## All variants", "",
-        ("Parameter counts are matched to the LSTM variant's within 5% (`model.match_params: true`)."
-         if params.model.match_params else
-         "Parameter counts are as configured, not matched (`model.match_params: false`): weigh the comparison "
-         "by the counts."),
+        "Means over seeds "
+        + (f"[{conf} interval: Student's t on the logarithms of the per-seed values, back-transformed, so it stays "
+           "above zero and follows the skew of a collapsed seed; with one seed, that run's bootstrap interval]"
+           if measured else f"[{conf} bootstrap interval of the one run]")
+        + "; ± is the seed standard deviation; G / D params: the generator's and the discriminator's. "
+        + ("Parameter counts are matched to the LSTM variant's within 5% (`model.match_params: true`)."
+           if params.model.match_params else
+           "Parameter counts are as configured, not matched (`model.match_params: false`): weigh the comparison "
+           "by them.")
+        + (f" A pair `<G>+<D>` ({_names(pairs)}) is the first kind's generator trained against the second's "
+           "discriminator." if pairs else ""),
         "",
-        f"Means over seeds [{conf} interval of the mean, Student's t over seeds; with one seed, the bootstrap "
-        "interval]; ± is the seed standard deviation. *FID seed sd* against *bootstrap width* (the mean width of "
-        "each run's interval when its samples are redrawn): how much more a new seed moves FID than new samples do.",
-        "",
-        "| variant | seeds | G / D params | train s | FID | FID seed sd | FID bootstrap width | KID ×10⁻³ | "
-        "precision | recall | coverage | W1 grey | spectral |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| variant | G / D params | seeds | FID | KID ×10⁻³ | precision | recall | coverage |"
+        + (" joint modes |" if with_attributes else "") + " train s | FID seed sd | FID bootstrap width | W1 grey | "
+        "spectral |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if with_attributes else "")
+        + " ---: | ---: | ---: | ---: | ---: |",
     ]
     for v in variants:
         c, s = summary["cells"][v], pv[v]["summary"]
-        name = f"**{v}**" if v == head else v
+        name = f"**{variant_name(v)}**" if v == head else variant_name(v)
         lines.append(
-            f"| {name} | {c['seeds']} | {c['params_g'] / 1e3:,.0f}k / {c['params_d'] / 1e3:,.0f}k | "
-            f"{_fmt(c['train_seconds'], 0)} | {_cell(c, 'fid', 2)} | {_fmt(c['fid_std'], 2)} | "
-            f"{_fmt(s['fid']['bootstrap_width'], 2)} | {_cell(c, 'kid', 1, 1000)} | {_spread(s['precision'], 3)} | "
-            f"{_spread(s['recall'], 3)} | {_spread(s['coverage'], 3)} | {_fmt(c['w1_grey'], 2)} | "
-            f"{_fmt(c['spectral_distance'], 3)} |")
+            f"| {name} | {count(c['params_g'])} / {count(c['params_d'])} | {c['seeds']} | {_cell(c, 'fid', 2)} | "
+            f"{_cell(c, 'kid', 1, 1000)} | {_spread(s['precision'], 3)} | {_spread(s['recall'], 3)} | "
+            f"{_spread(s['coverage'], 3)} |" + (f" {_spread(s['attr_modes'], 3)} |" if with_attributes else "")
+            + f" {_fmt(c['train_seconds'], 0)} | {_fmt(c['fid_std'], 2)} | {_fmt(s['fid']['bootstrap_width'], 2)} | "
+            f"{_fmt(c['w1_grey'], 2)} | {_fmt(c['spectral_distance'], 3)} |")
     real_width = real_m["fid_interval"][1] - real_m["fid_interval"][0]
+    below_zero = any(min(r["kid"], *r["kid_interval"]) < 0 for r in [*comparison["runs"].values(), real_m])
     lines.append(
-        f"| *held-out real* | | | | {_cell(real, 'fid', 2)} | | {_fmt(real_width, 2)} | {_cell(real, 'kid', 1, 1000)} | "
-        f"{_fmt(real['precision'], 3)} | {_fmt(real['recall'], 3)} | {_fmt(real['coverage'], 3)} | "
-        f"{_fmt(real['w1_grey'], 2)} | {_fmt(real['spectral_distance'], 3)} |")
+        f"| *held-out real* | | | {_cell(real, 'fid', 2)} | {_cell(real, 'kid', 1, 1000)} | "
+        f"{_fmt(real['precision'], 3)} | {_fmt(real['recall'], 3)} | {_fmt(real['coverage'], 3)} |"
+        + (f" {_fmt(real['attr_modes'], 3)} |" if with_attributes else "")
+        + f" | | {_fmt(real_width, 2)} | {_fmt(real['w1_grey'], 2)} | {_fmt(real['spectral_distance'], 3)} |")
     lines += ["", "FID and KID: lower is better; precision (fidelity), recall (diversity), density and coverage on "
-              f"k-NN manifolds with k = {params.metrics.nearest_k}: higher is better. The held-out real row is "
-              f"{real_m['count']:,} real images the reference never saw, scored exactly like a run's samples: what a "
-              "perfect generator would get at this sample size. W1 grey: Wasserstein distance between grey-level "
+              f"k-NN manifolds with k = {params.metrics.nearest_k}: higher is better"
+              + ("; joint modes: the share of the real attribute combinations produced (see Attributes)"
+                 if with_attributes else "")
+              + f". The held-out real row is {real_m['count']:,} real images the reference never saw, scored exactly "
+              "like a run's samples: what a perfect generator would get at this sample size. "
+              + ("KID estimates MMD², which is never negative: an estimate below zero (images the features cannot "
+                 "tell from the reference at this sample size) is shown as 0. " if below_zero else "")
+              + "*FID seed sd* against "
+              "*bootstrap width* (the mean width of each run's interval when its samples are redrawn): how much more "
+              "a new seed moves FID than new samples do. W1 grey: Wasserstein distance between grey-level "
               "histograms, in grey levels. Spectral: mean |log10 ratio| of the radially averaged power spectra, "
               "in decades.", "",
+              f"Seeds (`train.seeds`) {', '.join(map(str, seeds))}: each seed is one training run of every variant "
+              "(initialisation, batch order, noise), on the same data (`seed`), reference and sample noise. Verdicts "
+              "rest on the seed-to-seed spread (Welch's t-test on the per-seed values, Holm-adjusted over the pairs); "
+              "the within-run bootstrap over the samples is the smaller, sample-noise part. "
+              f"{summary['cells'][head]['seeds']} × {runs[pv[head]['runs'][0]]['metrics']['count']:,} generated "
+              f"against {ref_meta['count']:,} real training images, `{params.metrics.features}` features "
+              f"({ref_meta['feature_dim']}-d)."
+              + (" `randinit` is a fixed-seed random network: these FID/KID values compare runs of this project, not "
+                 "published Inception FIDs." if params.metrics.features == "randinit" else ""), "",
               "Per-seed values (points; the black bar is the mean, the dashed line the held-out real row):", "",
               "![per-seed FID, KID, recall and coverage](figures/seeds.png)", "",
               "<details><summary>Every run</summary>", "",
@@ -364,22 +596,23 @@ def render_markdown(params: Params, comparison: dict, runs: dict[str, dict], rea
               "coverage | train s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in comparison["runs"].items():
         lines.append(
-            f"| `{name}` | {with_interval(r['fid'], *r['fid_interval'], 2)} | "
-            f"{with_interval(r['kid'], *r['kid_interval'], 1, 1000)} | {_fmt(r['precision'], 3)} | "
+            f"| `{name}` | {with_interval(*map(shown, (r['fid'], *r['fid_interval'])), 2)} | "
+            f"{with_interval(*map(shown, (r['kid'], *r['kid_interval'])), 1, 1000)} | {_fmt(r['precision'], 3)} | "
             f"{_fmt(r['recall'], 3)} | {_fmt(r['density'], 3)} | {_fmt(r['coverage'], 3)} | "
             f"{_fmt(r['train_seconds'], 0)} |")
     lines += ["", "</details>", ""]
 
     lines += ["## Samples", "",
-              "The same noise (`sample.seed`) for every run, from its EMA generator, at one scale: held-out real "
-              "images first, then each variant's median-FID seed.", "",
-              "![samples: held-out real and every variant's median seed](figures/samples.png)", "",
+              "The same noise (`sample.seed`) for every run, from its EMA generator, at one pixel per generated pixel "
+              "(JPEG at quality 85, no chroma subsampling, to keep the report small): held-out real images first, "
+              "then each variant's median-FID seed.", "",
+              f"![samples: held-out real and every variant's median seed](figures/{SAMPLES_FIGURE})", "",
               "<details><summary>Every seed's samples</summary>", "",
-              "**held-out real**", "", "![held-out real](figures/samples_real.png)", ""]
+              "**held-out real**", "", f"![held-out real](figures/{samples_file(REAL)})", ""]
     for v in variants:
-        lines += [f"**{v}**: " + " · ".join(f"seed {runs[n]['seed']}" + (" (median)" if n == pv[v]["median_run"] else "")
-                                           for n in pv[v]["runs"]), ""]
-        lines += [" ".join(f"![{n}](figures/samples_{n}.png)" for n in pv[v]["runs"]), ""]
+        lines += [f"**{variant_name(v)}**: " + " · ".join(f"seed {runs[n]['seed']}" + (" (median)" if n == pv[v]["median_run"] else "")
+                                                          for n in pv[v]["runs"]), ""]
+        lines += [" ".join(f"![{n}](figures/{samples_file(n)})" for n in pv[v]["runs"]), ""]
     lines += ["</details>", ""]
 
     lines += ["## Which variant is better", ""]
@@ -391,8 +624,10 @@ def render_markdown(params: Params, comparison: dict, runs: dict[str, dict], rea
                  ": with one seed only the sample-noise test exists, so these tiers are provisional."), ""]
     for key, label, digits, scale in TESTED[:2]:
         lines += pairs_table(comparison, key, label, digits, scale) + [""]
-    lines += ["<details><summary>Pairs on precision, recall, density and coverage</summary>", ""]
-    for key, label, digits, scale in TESTED[2:]:
+    lines += [pairs_note(comparison), ""]
+    others = tested_metrics(comparison)[2:]
+    lines += [f"<details><summary>Pairs on {_and([label for _, label, _, _ in others])}</summary>", ""]
+    for key, label, digits, scale in others:
         lines += pairs_table(comparison, key, label, digits, scale) + [""]
     lines += ["</details>", ""]
 
@@ -482,6 +717,21 @@ def render_environment(comparison: dict, env: dict) -> list[str]:
     return lines
 
 
+# What a report may weigh, each of report.html and figures/: both are committed with every run,
+# and a PR review loads them.
+SIZE_BUDGET = 2 * 2 ** 20
+
+
+def _check_sizes(stage: Path) -> None:
+    figures = sum(f.stat().st_size for f in (stage / "figures").iterdir())
+    page = (stage / "report.html").stat().st_size
+    log.info("report.html %.2f MB, figures/ %.2f MB", page / 2 ** 20, figures / 2 ** 20)
+    for what, size in (("report.html", page), ("figures/", figures)):
+        if size > SIZE_BUDGET:
+            log.warning("%s is %.1f MB, over the %.0f MB a committed report should weigh: fewer variants or seeds "
+                        "in one report, or a smaller sample.grid", what, size / 2 ** 20, SIZE_BUDGET / 2 ** 20)
+
+
 def write_report(params: Params, inputs: Inputs, out_dir: Path) -> dict:
     from rnngan.evaluation import load_reference
     from rnngan.report_html import markdown_to_html
@@ -504,18 +754,21 @@ def write_report(params: Params, inputs: Inputs, out_dir: Path) -> dict:
         stage = Path(tmp)
         figures = stage / "figures"
         figures.mkdir()
-        for name in [*runs, REAL]:
-            shutil.copyfile(inputs.samples / f"{name}.png", figures / f"samples_{name}.png")
         grid = int(np.sqrt(params.sample.grid)) ** 2
 
         def first(name: str) -> np.ndarray:
             return make_grid(np.asarray(np.load(inputs.samples / f"{name}.npy", mmap_mode="r")[:grid]))
 
-        grids = {REAL: first(REAL), **{pv[v]["median_run"]: first(pv[v]["median_run"]) for v in comparison["variants"]}}
+        # note: every run's grid again from its samples, at one pixel per pixel and as JPEG: the
+        # sample stage's PNGs are doubled, and 15 of them made figures/ 8 MB (report.html 11 MB)
+        grids = {name: first(name) for name in [REAL, *runs]}
+        for name, g in grids.items():
+            write_jpeg(g, figures / samples_file(name))
+        medians = [pv[v]["median_run"] for v in comparison["variants"]]
         labels = {REAL: "held-out real", **{pv[v]["median_run"]: f"{v}, seed {pv[v]['median_seed']}"
                                             + (" (headline)" if v == params.model.cell else "")
                                             for v in comparison["variants"]}}
-        samples_figure(grids, labels, figures / "samples.png")
+        samples_figure({n: grids[n] for n in [REAL, *medians]}, labels, figures / SAMPLES_FIGURE)
         seeds_figure(comparison, figures / "seeds.png")
         losses_figure({n: r["losses"] for n, r in runs.items()}, {n: r["variant"] for n, r in runs.items()},
                       figures / "losses.png")
@@ -527,9 +780,10 @@ def write_report(params: Params, inputs: Inputs, out_dir: Path) -> dict:
         write_plot_data(runs, real_metrics, stage / "plots")
         (stage / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
         markdown = render_markdown(params, comparison, runs, real_metrics, summary, stats, ref_meta,
-                                   provenance(params, inputs.raw), packages(), attributes)
+                                   provenance(params, inputs.raw), packages(), attributes, code_version())
         (stage / "report.md").write_text(markdown)
         (stage / "report.html").write_text(markdown_to_html(markdown, stage))
+        _check_sizes(stage)
         for name in OUTPUTS:
             replace_path(stage / name, out_dir / name, aside=stage / f".previous-{name}")
     log.info("report for %d variants × %d seeds (headline %s) -> %s", len(comparison["variants"]),

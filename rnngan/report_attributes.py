@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnngan.formatting import fmt
+from rnngan.formatting import fmt, variant_name
 from rnngan.formatting import spread as _spread
 
 # Tested attribute metrics as the report names them: key, label, digits.
@@ -49,7 +49,7 @@ def attribute_lines(comparison: dict, summary: dict, tiers_text) -> list[str]:
         runs = [comparison["runs"][n] for n in pv["runs"]]
         worst = max(runs, key=lambda r: r["attr_tv_max"])
         produced = " / ".join(str(r["attr_modes_produced"]) for r in runs)
-        lines.append(f"| {v} | {_spread(s['attr_tv'], 3)} | {worst['attr_tv_worst']} ({fmt(worst['attr_tv_max'], 3)}) | "
+        lines.append(f"| {variant_name(v)} | {_spread(s['attr_tv'], 3)} | {worst['attr_tv_worst']} ({fmt(worst['attr_tv_max'], 3)}) | "
                      f"{_spread(s['attr_modes'], 3)} ({produced} of {modes['real_modes']}) | "
                      f"{_spread(s['attr_kl'], 3)} |")
     lines.append(f"| *held-out real* | {fmt(real['attr_tv'], 3)} | {real['attr_tv_worst']} ({fmt(real['attr_tv_max'], 3)}) "
@@ -73,14 +73,15 @@ def attribute_lines(comparison: dict, summary: dict, tiers_text) -> list[str]:
 def attributes_figure(comparison: dict, summary: dict, out: Path) -> None:
     """Two heatmaps over the kept attributes: frequencies (real, held-out real, every variant's
     mean over seeds), and each row's difference from the real frequency."""
-    from rnngan.report_figures import DPI, _pyplot
+    from rnngan.report_figures import _pyplot, save_plot
 
     plt, sns = _pyplot()
     kept = summary["kept"]
     rows = {"real (train)": summary["real_frequency"], "held-out real": comparison["real"]["attr_frequency"]}
     rows.update({v: comparison["per_variant"][v]["attribute_frequency"] for v in comparison["variants"]})
     freq = pd.DataFrame({name: [r[a] for a in kept] for name, r in rows.items()}, index=kept).T
-    diff = freq.drop(index="real (train)") - freq.loc["real (train)"]
+    # note: rounded first and + 0.0, so that a difference below half a cent prints "+0.00", not "-0.00"
+    diff = (freq.drop(index="real (train)") - freq.loc["real (train)"]).round(2) + 0.0
     width = max(8.0, 0.42 * len(kept) + 2.5)
     fig, axes = plt.subplots(2, 1, figsize=(width, 0.45 * (2 * len(freq) + 1) + 2.4),
                              gridspec_kw={"height_ratios": [len(freq), len(diff)]})
@@ -96,5 +97,5 @@ def attributes_figure(comparison: dict, summary: dict, out: Path) -> None:
     for ax in axes:
         ax.tick_params(axis="y", labelsize=8, rotation=0)
     fig.tight_layout()
-    fig.savefig(out, dpi=DPI)
+    save_plot(fig, out)
     plt.close(fig)

@@ -2,9 +2,17 @@
 
 Each figure is drawn from numbers the compare and analyze stages wrote; nothing is computed
 here but the layout. The held-out real row is in every one: a line, a fill or the first grid.
+
+Sizes: the figures are committed with every run and embedded in report.html, so each format is
+chosen for its content. Sample grids are JPEG (quality 85, no chroma subsampling: at 32 px a
+face's mouth is two pixels, and 4:2:0 smears its colour), at one pixel per generated pixel: a
+quarter of the doubled PNG's bytes (about 40 KB for 64 faces of 32 px against 150 KB). Plots are
+PNG with a 256-colour palette: flat colours and anti-aliased lines, a third of the bytes of
+matplotlib's RGBA, no visible change.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +24,41 @@ from rnngan.metrics.histograms import CHANNELS, HSV_CHANNELS, bin_centres, hue_b
 SEED_PANELS = (("fid", "FID", 1.0, True), ("kid", "KID ×10⁻³", 1000.0, True),
                ("recall", "recall", 1.0, False), ("coverage", "coverage", 1.0, False))
 DPI = 90
+JPEG_QUALITY = 85
+SAMPLES_FIGURE = "samples.jpg"      # the held-out real grid and every variant's median seed, side by side
+
+
+def samples_file(run: str) -> str:
+    """The figure of one run's sample grid (or the held-out real row's)."""
+    return f"samples_{run}.jpg"
+
+
+def write_jpeg(rgb: np.ndarray, out: Path) -> None:
+    """uint8 H x W x 3 RGB as JPEG at JPEG_QUALITY, 4:4:4."""
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
+                             cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
+    if not ok:
+        raise RuntimeError(f"could not encode {out}")
+    out.write_bytes(data.tobytes())
+
+
+def save_plot(fig, out: Path) -> None:
+    """A matplotlib figure as a 256-colour PNG on white."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
+    image = Image.open(buf).convert("RGB")
+    # note: the fast octree keeps each line's colour; median cut merged two variants' at 64 colours
+    image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
+
+
+def _variant_tick(variant: str) -> str:
+    """A variant as an axis label: a pair `<G>+<D>` on two lines, G above."""
+    return variant.replace("+", "\n+")
 
 
 def _pyplot():
@@ -44,22 +87,25 @@ def seeds_figure(comparison: dict, out: Path) -> None:
                       palette="deep", legend=key == "fid")
         sns.pointplot(data=d, x="variant", y="value", order=order, ax=ax, errorbar=None, color="black",
                       markers="_", markersize=18, linestyle="none")
-        ax.axhline(scale * comparison["real"][key], color="0.35", linestyle="--", linewidth=1.2)
-        ax.annotate("real", xy=(1.0, scale * comparison["real"][key]), xycoords=("axes fraction", "data"),
+        real = scale * (max(0.0, comparison["real"][key]) if lower else comparison["real"][key])   # KID >= 0
+        ax.axhline(real, color="0.35", linestyle="--", linewidth=1.2)
+        ax.annotate("real", xy=(1.0, real), xycoords=("axes fraction", "data"),
                     xytext=(-2, 3), textcoords="offset points", ha="right", fontsize=8, color="0.35")
         ax.set_title(f"{label} {'↓' if lower else '↑'}")
         ax.set_xlabel("")
         ax.set_ylabel("")
+        ax.set_xticks(range(len(order)), [_variant_tick(v) for v in order],
+                      rotation=45 if len(order) > 5 else 0, ha="right" if len(order) > 5 else "center")
     if axes[0].get_legend() is not None:
         axes[0].legend(title="seed", fontsize=8, title_fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(out, dpi=DPI)
+    save_plot(fig, out)
     plt.close(fig)
 
 
-def samples_figure(grids: dict[str, np.ndarray], labels: dict[str, str], out: Path, per_row: int = 3) -> None:
+def samples_canvas(grids: dict[str, np.ndarray], labels: dict[str, str], per_row: int = 3) -> np.ndarray:
     """The sample grids side by side, each under its label, at one pixel per generated pixel: one
-    PNG, so a page that shrinks it to fit shrinks every grid alike."""
+    image, so a page that shrinks it to fit shrinks every grid alike."""
     import cv2
 
     side = max(max(g.shape[:2]) for g in grids.values())
@@ -76,11 +122,12 @@ def samples_figure(grids: dict[str, np.ndarray], labels: dict[str, str], out: Pa
     rows = [np.hstack([x for t in tiles[r:r + per_row] for x in (t, column_gap)][:-1])
             for r in range(0, len(tiles), per_row)]
     row_gap = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
-    canvas = np.vstack([x for r in rows for x in (r, row_gap)][:-1])
-    ok, data = cv2.imencode(".png", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    if not ok:
-        raise RuntimeError(f"could not encode {out}")
-    out.write_bytes(data.tobytes())
+    return np.vstack([x for r in rows for x in (r, row_gap)][:-1])
+
+
+def samples_figure(grids: dict[str, np.ndarray], labels: dict[str, str], out: Path, per_row: int = 3) -> None:
+    """`samples_canvas` as JPEG."""
+    write_jpeg(samples_canvas(grids, labels, per_row), out)
 
 
 def losses_figure(losses: dict[str, pd.DataFrame], variant_of: dict[str, str], out: Path) -> None:
@@ -103,7 +150,7 @@ def losses_figure(losses: dict[str, pd.DataFrame], variant_of: dict[str, str], o
             ax.get_legend().remove()
     fig.legend(handles, labels, title="variant", loc="center right", frameon=False)
     fig.tight_layout(rect=(0, 0, 0.92, 1))
-    fig.savefig(out, dpi=DPI)
+    save_plot(fig, out)
     plt.close(fig)
 
 
@@ -125,7 +172,7 @@ def distribution_figures(metrics: dict[str, dict], real: dict, figures: Path) ->
     axes[0].set_ylabel("density")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(figures / "histograms.png", dpi=DPI)
+    save_plot(fig, figures / "histograms.png")
     plt.close(fig)
 
     hsv = real["hsv_histograms"]
@@ -142,7 +189,7 @@ def distribution_figures(metrics: dict[str, dict], real: dict, figures: Path) ->
         ax.set_ylabel("density")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(figures / "hsv.png", dpi=DPI)
+    save_plot(fig, figures / "hsv.png")
     plt.close(fig)
 
     spec = real["spectrum"]
@@ -156,5 +203,5 @@ def distribution_figures(metrics: dict[str, dict], real: dict, figures: Path) ->
     ax.set_title("radially averaged power spectrum (grey)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(figures / "spectra.png", dpi=DPI)
+    save_plot(fig, figures / "spectra.png")
     plt.close(fig)

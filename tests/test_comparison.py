@@ -166,7 +166,8 @@ def test_every_seed_level_interval_stays_inside_its_metrics_range(tmp_path):
         for key, s in c["per_variant"][v]["summary"].items():
             low, high = {"fid": (0, np.inf), "kid": (0, np.inf), "density": (0, np.inf)}.get(key, (0, 1))
             assert low <= s["lo"] <= s["hi"] <= high, (v, key, s)
-    assert c["real"]["kid_interval"] == [0.0, 0.0008]       # the bootstrap's percentiles, cut at zero
+    assert c["real"]["kid_interval"] == [-0.0003, 0.0008]   # the compare stage keeps analyze's numbers
     summary = metrics_json(params, c)
+    assert (summary["real"]["kid"], summary["real"]["kid_lo"]) == (0.0, 0.0)     # the report shows MMD² >= 0
     for values in [*summary["cells"].values(), summary["real"]]:
         assert 0 <= values["fid_lo"] <= values["fid"] <= values["fid_hi"] and 0 <= values["kid_lo"] <= values["kid_hi"]

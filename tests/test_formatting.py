@@ -28,3 +28,4 @@ def test_a_pair_variant_says_which_network_is_the_generator_and_which_the_discri
 
 def test_parameter_counts_in_thousands():
     assert count(611696) == "612k" and count(1_234_567) == "1,235k" and count(None) == "n/a"
+    assert count(4736) == "4,736" and count(500) == "500"        # small networks: no "0k"

@@ -9,8 +9,9 @@ from rnngan.comparison import compare_runs
 from rnngan.config import parse_params
 from rnngan.environment import packages
 from rnngan.grids import make_grid
+from rnngan.grids import save_grid
 from rnngan.report import provenance, render_environment, verdict
-from rnngan.report_figures import samples_figure
+from rnngan.report_figures import samples_canvas, samples_figure, write_jpeg
 from runs import attributes_of, params_for, train_of, write_runs
 
 
@@ -19,21 +20,24 @@ def comparison_of(tmp_path, fids, seeds):
     return compare_runs(params_for(list(fids), seeds), models, metrics)
 
 
-def test_verdict_names_the_best_tier_by_seed_means_and_where_the_headline_stands(tmp_path):
+def test_verdict_names_every_separated_pair_by_winner_with_seed_means_and_where_the_headline_stands(tmp_path):
     c = comparison_of(tmp_path, {"rnn": [20.0, 21.0, 20.5], "lstm": [15.0, 15.5, 14.8], "gru": [9.0, 9.4, 8.8]},
                       [0, 1, 2])
     assert c["tests"]["fid"]["tiers"] == [["gru"], ["lstm"], ["rnn"]]
     text = verdict("lstm", c, "fid", "FID", 2, 1.0)
-    assert text.startswith("**FID:** best variant `gru` 9.07 ± 0.31, separated from every lower tier by Welch "
-                           "tests over seeds")
-    assert text.endswith("`lstm` is in tier 2 of 3, 15.10 ± 0.36.")
-    assert "the headline is among them" in verdict("gru", c, "fid", "FID", 2, 1.0)
+    assert text == ("**FID** (lower is better): `gru` 9.07 ± 0.31 is better than `lstm` 15.10 ± 0.36 and `rnn` "
+                    "20.50 ± 0.50; `lstm` is better than `rnn` (Welch tests over 3 seeds, Holm-adjusted, p < 0.001); "
+                    "the headline `lstm` is in tier 2 of 3.")
+    assert verdict("gru", c, "fid", "FID", 2, 1.0).endswith("; the headline is in the best tier.")
 
 
-def test_verdict_says_so_when_nothing_is_separable(tmp_path):
-    c = comparison_of(tmp_path, {"rnn": [10.0, 14.0], "lstm": [11.0, 13.0]}, [0, 1])
-    assert verdict("rnn", c, "fid", "FID", 2, 1.0) == ("**FID:** no variant is separated from another "
-                                                       "(Welch tests over seeds).")
+def test_verdict_says_so_when_nothing_is_separable_and_how_many_seeds_would_be(tmp_path):
+    c = comparison_of(tmp_path, {"rnn": [10.0, 14.0, 12.0], "lstm": [11.0, 15.0, 13.5]}, [0, 1, 2])
+    n = c["tests"]["fid"]["pairs"][0]["seeds"]["seeds_for_80_power"]
+    assert n > 3
+    assert verdict("rnn", c, "fid", "FID", 2, 1.0) == (
+        "**FID:** no variant is separated from another (Welch tests over 3 seeds, Holm-adjusted); the closest pair, "
+        f"`rnn` and `lstm`, would need {n} seeds per variant for 80% power.")
 
 
 def test_environment_groups_runs_by_machine_and_names_cpu_isa_blas_and_threads(tmp_path):
@@ -53,8 +57,7 @@ def test_environment_groups_runs_by_machine_and_names_cpu_isa_blas_and_threads(t
 def test_samples_figure_puts_every_grid_at_one_pixel_per_pixel_under_its_name(tmp_path):
     rng = np.random.default_rng(0)
     grids = {n: make_grid(rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)) for n in ("real", "a", "b", "c")}
-    samples_figure(grids, {"b": "b (headline)"}, tmp_path / "s.png", per_row=3)
-    canvas = cv2.cvtColor(cv2.imread(str(tmp_path / "s.png")), cv2.COLOR_BGR2RGB)
+    canvas = samples_canvas(grids, {"b": "b (headline)"}, per_row=3)
     side = grids["real"].shape[0]
     assert canvas.shape == (2 * (28 + side) + 12, 3 * side + 2 * 12, 3)
     # each grid is in its tile, unscaled: real top-left, b (the third) top-right, c bottom-left
@@ -62,6 +65,23 @@ def test_samples_figure_puts_every_grid_at_one_pixel_per_pixel_under_its_name(tm
     assert np.array_equal(canvas[28:28 + side, 2 * (side + 12):], grids["b"])
     assert np.array_equal(canvas[28 + side + 12 + 28:, :side], grids["c"])
     assert (canvas[:20, :side] < 128).any()   # a label above the grid
+    samples_figure(grids, {"b": "b (headline)"}, tmp_path / "s.jpg", per_row=3)
+    assert (tmp_path / "s.jpg").read_bytes()[:2] == b"\xff\xd8"
+    decoded = cv2.cvtColor(cv2.imread(str(tmp_path / "s.jpg")), cv2.COLOR_BGR2RGB)
+    assert decoded.shape == canvas.shape
+
+
+def test_sample_grids_are_jpeg_a_quarter_of_the_doubled_png_and_close_to_the_pixels(tmp_path):
+    """64 faces of 32 px (a smooth image, as samples are): one pixel per pixel, JPEG 4:4:4."""
+    rng = np.random.default_rng(1)
+    smooth = cv2.GaussianBlur(rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8).reshape(-1, 32, 3),
+                              (5, 5), 1.5).reshape(64, 32, 32, 3)
+    grid = make_grid(smooth)
+    write_jpeg(grid, tmp_path / "g.jpg")
+    save_grid(smooth, tmp_path / "g.png", scale=2)       # what the sample stage writes
+    assert (tmp_path / "g.jpg").stat().st_size < (tmp_path / "g.png").stat().st_size / 4
+    decoded = cv2.cvtColor(cv2.imread(str(tmp_path / "g.jpg")), cv2.COLOR_BGR2RGB).astype(int)
+    assert decoded.shape == grid.shape and np.abs(decoded - grid).mean() < 4
 
 
 def test_provenance_uses_the_download_manifest_and_hashes_files_it_does_not_list(tmp_path):

@@ -111,7 +111,7 @@ def test_report_md_links_only_figures_that_exist_and_uses_no_html_github_strips(
     reports = finished_project.root / "reports"
     md = (reports / "report.md").read_text()
     images = markdown_images(md)
-    assert "figures/samples.png" in images and "figures/losses.png" in images
+    assert "figures/samples.jpg" in images and "figures/losses.png" in images
     for link in images + re.findall(r"\]\((figures/[^)]+)\)", md):
         assert link.startswith("figures/") and (reports / link).is_file(), link
     assert set(re.findall(r"</?([a-zA-Z]+)", md)) <= {"details", "summary"}
@@ -130,6 +130,40 @@ def test_report_html_is_report_md_with_every_image_embedded(finished_project):
     assert page.count("<img ") == len(markdown_images(md))
     assert 'src="figures/' not in page and "data:image/png;base64," in page
     assert "Which variant is better" in page and "Data provenance" in page and "Environment" in page
+
+
+@pytest.mark.e2e
+def test_report_html_and_figures_each_stay_under_2_mb_with_sample_grids_as_jpeg(finished_project):
+    reports = finished_project.root / "reports"
+    figures = list((reports / "figures").iterdir())
+    assert (reports / "report.html").stat().st_size < 2 * 2 ** 20
+    assert sum(f.stat().st_size for f in figures) < 2 * 2 ** 20
+    grids = sorted(f.name for f in figures if f.name.startswith("samples"))
+    assert grids and all(name.endswith(".jpg") for name in grids), grids
+    assert "data:image/jpeg;base64," in (reports / "report.html").read_text()
+    plots = [f for f in figures if f.suffix == ".png"]
+    assert plots and all(f.read_bytes()[25] == 3 for f in plots)      # PNG colour type 3: a palette
+
+
+@pytest.mark.e2e
+def test_pipeline_report_first_screen_names_the_commit_and_recipe_and_no_number_leaves_its_range(finished_project):
+    from test_report_first_screen import first_screen, intervals, paragraphs_twice, signed_zeros
+
+    reports = finished_project.root / "reports"
+    md = (reports / "report.md").read_text()
+    top = first_screen(md)
+    built_at = finished_project.run("git", "rev-parse", "HEAD~1").stdout.strip()    # before "first repro"
+    assert f"Built from commit `{built_at[:12]}`. Recipe: the code's defaults except " in top
+    assert "`train.steps` 6 (default 650)" in top and "`model.hidden` 16 (default 128)" in top
+    assert "- **No variant is separated" in top or "is better than" in top
+    for text in (md, (reports / "report.html").read_text()):
+        assert signed_zeros(text) == []
+    assert paragraphs_twice(md) == []
+    for value, lo, hi in intervals(md, "FID") + intervals(md, "KID"):
+        assert 0 <= value and 0 <= lo <= hi, (value, lo, hi)
+    metrics = json.loads((reports / "metrics.json").read_text())
+    for values in [*metrics["cells"].values(), metrics["real"]]:
+        assert 0 <= values["fid_lo"] <= values["fid_hi"] and 0 <= values["kid_lo"] <= values["kid_hi"]
 
 
 @needs_chromium
