@@ -103,7 +103,7 @@ def test_report_and_metrics_json_have_every_key(repo):
     md = (reports / "report.md").read_text()
     for link in re.findall(r"\]\((figures/[^)]+)\)", md):
         assert (reports / link).is_file(), link
-    for figure in ("samples_gru-0.png", "samples_gru-1.png", "samples_real.png", "seeds.png", "losses.png",
+    for figure in ("samples_gru-0.jpg", "samples_gru-1.jpg", "samples_real.jpg", "seeds.png", "losses.png",
                    "spectra.png", "attributes.png"):
         assert f"figures/{figure}" in md, figure
     assert "## Which variant is better" in md and "| pair (FID) | mean a − b | Welch t (df) | p, Holm |" in md
