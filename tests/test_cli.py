@@ -186,6 +186,27 @@ def test_check_refuses_inception_features_without_the_weights_file_and_says_wher
     assert r.exit_code == 0, r.output
 
 
+@pytest.mark.parametrize("section,problem", [
+    ({"train": {"device": "cuda"}}, "train.device=cuda, but"),
+    ({"metrics": {"features": "inception"}}, "metrics.features=inception: no FID Inception-v3 weights found"),
+])
+def test_every_stage_refuses_what_this_machine_lacks_before_any_work(tmp_path, capsys, no_cuda,
+                                                                     no_inception_weights, section, problem):
+    """The first stage of `dvc repro` stops on a CUDA device or Inception weights the machine lacks,
+    not the train or reference stage after the data stages have run."""
+    from rnngan.stage import EXIT_USER_ERROR, run_stage
+
+    worked = []
+    params = write_params(tmp_path / "p.yaml", **section)
+    code = run_stage("download", lambda parser: None, lambda p, args: worked.append(p), ["--params", str(params)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR and worked == []
+    assert err.startswith("rnngan download: error: ") and problem in err and len(err.strip().splitlines()) == 1
+    ok = write_params(tmp_path / "ok.yaml")
+    assert run_stage("download", lambda parser: None, lambda p, args: worked.append(p), ["--params", str(ok)]) == 0
+    assert len(worked) == 1
+
+
 def test_generate_loads_with_weights_only_and_never_runs_code_in_the_file(tmp_path):
     import torch
 
