@@ -161,6 +161,7 @@ class TrainParams:
     lr_d: float | None = _check(lambda v: None if v is None or v > 0 else "must be > 0 or null", None)
     lr_g: float | None = _check(lambda v: None if v is None or v > 0 else "must be > 0 or null", None)
     g_steps: int = _check(positive, 1)          # G updates per D update
+    mode_seeking: float = _check(non_negative, 0.0)   # weight of MSGAN's mode-seeking term in G's loss (0 = off)
     # The objective (rnngan/losses.py) and D's regularisers: R1 on real and R2 on generated
     # images (gamma of each; 0 = off), applied every reg_every steps with that gain.
     loss: str = _check(one_of(*LOSSES), "ns")
@@ -340,6 +341,10 @@ def parse_params(raw: Any) -> Params:
         raise ParamsError(
             f"train.real_label={params.train.real_label} (one-sided label smoothing) belongs to the ns loss; "
             f"set train.real_label=1 with train.loss={params.train.loss}")
+    if params.train.mode_seeking > 0 and params.train.batch_size // params.train.gpus < 2:
+        raise ParamsError(
+            f"train.mode_seeking={params.train.mode_seeking} pairs images within each process's batch, which "
+            f"holds train.batch_size/train.gpus={params.train.batch_size // params.train.gpus}; it needs at least 2")
     if params.train.batch_size % params.train.gpus:
         raise ParamsError(
             f"train.batch_size={params.train.batch_size} must be a multiple of train.gpus="

@@ -71,6 +71,24 @@ LOSSES: dict[str, Loss] = {
 }
 
 
+def mode_seeking(images: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN's mode-seeking term (Mao et al. 2019), which G minimises: 1 / (ratio + eps), where
+    ratio is the mean absolute difference of two generated images over that of their noises.
+    The pairs are the batch's halves, (i, i + B/2), with no extra forward pass. A G that maps
+    distinct z to one image makes the ratio small and the term large; the term's pull fades as
+    the ratio grows, so it asks for diversity without rewarding noise without bound.
+
+    note: the form and eps are the authors' code (`lz = mean|G(z2)-G(z1)| / mean|z2-z1|`,
+    `1 / (lz + 1e-5)`); their diversity-sensitive cousin (DSGAN) clips the ratio instead.
+    """
+    half = images.shape[0] // 2
+    if half < 1:
+        raise ValueError("mode_seeking: needs at least 2 images per batch")
+    d_images = (images[:half] - images[half:2 * half]).abs().mean()
+    d_z = (z[:half] - z[half:2 * half]).abs().mean()
+    return 1.0 / (d_images / d_z + eps)
+
+
 def gradient_penalty(logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """E ||d logits / d inputs||^2 over the batch, with the graph kept for the backward (R1/R2)."""
     (grad,) = torch.autograd.grad(logits.sum(), inputs, create_graph=True)

@@ -30,7 +30,7 @@ from rnngan.environment import run_environment
 from rnngan.grids import make_grid, save_grid
 from rnngan.io import atomic_path, load_images, log, pick_device, progress, set_threads, write_json
 from rnngan.data.augment import Policy, augment_batch, step_draws
-from rnngan.losses import LOSSES, gradient_penalty
+from rnngan.losses import LOSSES, gradient_penalty, mode_seeking
 from rnngan.models.networks import NetConfig, build_discriminator, build_generator, count_parameters
 from rnngan.sampling import to_uint8
 
@@ -74,6 +74,7 @@ class TrainConfig:
     lr_d: float | None = None      # None: lr
     lr_g: float | None = None      # None: lr
     g_steps: int = 1               # G updates per D update
+    mode_seeking: float = 0.0      # weight of losses.mode_seeking in G's loss (0 = off)
     real_augment: str = "step"     # step: the real batch redrawn through the policy every step; cached: as read
     loss: str = "ns"               # a key of rnngan.losses.LOSSES
     r1: float = 0.0
@@ -95,7 +96,7 @@ class TrainConfig:
             # model.cell never resizes (and retrains) every variant
             net = match_params(dataclasses.replace(net, cell="lstm"), [cell])[cell]
         return cls(net=net, seed=seed, steps=t.steps, batch_size=t.batch_size, lr=t.lr,
-                   beta1=t.beta1, beta2=t.beta2, lr_d=t.lr_d, lr_g=t.lr_g, g_steps=t.g_steps,
+                   beta1=t.beta1, beta2=t.beta2, lr_d=t.lr_d, lr_g=t.lr_g, g_steps=t.g_steps, mode_seeking=t.mode_seeking,
                    real_augment=params.augment.real, loss=t.loss, r1=t.r1,
                    r2=t.r2, reg_every=t.reg_every, augment=Policy.of(params.augment), ema_images=t.ema_images, ema_rampup=t.ema_rampup,
                    real_label=t.real_label,
@@ -500,6 +501,9 @@ class Run:
                 fake_logits_g = self.D(fake_g).float()
                 real_logits_g = self.D(real).float() if loss_fn.needs_real_for_g else None
                 loss_g = loss_fn.g(fake_logits_g, real_logits_g)
+            if cfg.mode_seeking > 0:
+                # on G's images before augmentation, in float32: pairs of its own outputs
+                loss_g = loss_g + cfg.mode_seeking * mode_seeking(fake.float(), z)
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             grad_norm_g = _grad_norm(self.G)

@@ -312,3 +312,46 @@ def test_the_augment_stage_passes_images_through_when_the_real_side_is_redrawn(t
                     str(tmp_path / "out.npy"), "--params", str(tmp_path / "params.yaml")], check=True,
                    cwd=PROJECT, capture_output=True)
     assert np.array_equal(np.load(tmp_path / "out.npy"), images)
+
+
+# -- the mode-seeking term (train.mode_seeking) -----------------------------------------------
+
+def test_mode_seeking_term_is_large_for_a_collapsed_generator_and_small_for_a_diverse_one():
+    from rnngan.losses import mode_seeking
+
+    z = torch.randn(16, 8)
+    collapsed = torch.zeros(16, 3, 4, 4) + torch.randn(1, 3, 4, 4)     # one image for every z
+    diverse = torch.randn(16, 3, 4, 4)
+    assert mode_seeking(collapsed, z) == pytest.approx(1e5)            # 1 / eps
+    assert mode_seeking(diverse, z) < 2.0
+    # the pairs are the halves: the ratio of mean |images| differences to mean |z| differences
+    ratio = (diverse[:8] - diverse[8:]).abs().mean() / (z[:8] - z[8:]).abs().mean()
+    assert mode_seeking(diverse, z).item() == pytest.approx(1 / (ratio.item() + 1e-5), rel=1e-6)
+    with pytest.raises(ValueError, match="at least 2"):
+        mode_seeking(diverse[:1], z[:1])
+
+
+def test_mode_seeking_changes_only_g_update_and_zero_is_the_plain_step():
+    real, z = torch.rand(8, 3, 16, 16) * 2 - 1, torch.randn(8, 8)
+    runs = {}
+    for weight in (0.0, 1.0):
+        run = _run(mode_seeking=weight)
+        run.wrap(Dist())
+        run.train_step(real, z)
+        runs[weight] = run
+    base = _run()
+    base.wrap(Dist())
+    base.train_step(real, z)
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert same(runs[0.0].G, base.G) and same(runs[0.0].D, base.D)      # 0 is today's step, bit for bit
+    assert same(runs[1.0].D, base.D)                                    # D's update never sees the term
+    assert not same(runs[1.0].G, base.G)                                # G's does
+
+
+def test_mode_seeking_needs_two_images_per_process():
+    raw = raw_params()
+    raw["train"].update(mode_seeking=1.0, batch_size=2, gpus=2)
+    with pytest.raises(ParamsError, match="train.mode_seeking=1.0 pairs images.*at least 2"):
+        parse_params(raw)
+    raw["train"]["gpus"] = 1
+    assert parse_params(raw).train.mode_seeking == 1.0
