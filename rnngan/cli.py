@@ -182,13 +182,18 @@ def synthfaces(out: Path = typer.Argument(..., help="folder to write the CelebA-
                seed: int = typer.Option(0, help="faces are deterministic by seed"),
                workers: int = typer.Option(0, min=0, help="processes; 0 = one per core")) -> None:
     """Draw procedural faces in CelebA's published aligned layout (zip + annotation files)."""
-    from rnngan.data.celeba_format import IMAGE_ZIP
+    from rnngan.data.celeba_format import ATTR_FILE, IMAGE_ZIP, LANDMARK_FILE, PARTITION_FILE
     from rnngan.data.synthfaces import write_synthfaces
 
     if out.exists() and not out.is_dir():
         _fail(f"{out} is a file; pass a folder to write the faces into (a new one)")
-    if out.is_dir() and any(out.iterdir()) and not (out / IMAGE_ZIP).is_file():
-        _fail(f"{out} holds other files, and synthfaces replaces the whole folder; pass a new or empty folder")
+    # note: the folder is replaced whole, so only one that synthfaces wrote (its four files and
+    # nothing else) may be there; anything else in it would be lost
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in {IMAGE_ZIP, ATTR_FILE, LANDMARK_FILE, PARTITION_FILE}) if out.is_dir() else []
+    if foreign:
+        _fail(f"{out} holds other files ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), and "
+              "synthfaces replaces the whole folder; pass a new or empty folder")
     try:
         summary = write_synthfaces(out, count=count, seed=seed, workers=workers)
     except OSError as exc:

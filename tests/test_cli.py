@@ -98,6 +98,9 @@ def bad_inputs(tmp_path):
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "keep.txt").write_text("someone's data")
+    (tmp_path / "mixed").mkdir()                  # a synthfaces zip beside someone's file: still not ours
+    (tmp_path / "mixed" / "img_align_celeba.zip").write_bytes(b"")
+    (tmp_path / "mixed" / "thesis.tex").write_text("someone's data")
     (tmp_path / "bad.yaml").write_text("model:\n  cell: transformer\n")
     cuda = write_params(tmp_path / "cuda.yaml", train={"device": "cuda"})
     inception = write_params(tmp_path / "inception.yaml", metrics={"features": "inception"})
@@ -109,7 +112,8 @@ def bad_inputs(tmp_path):
         (["check", "--params", str(inception)], "metrics.features=inception: no FID Inception-v3 weights found"),
         (["check", "--verbose"], "No such option: --verbose"),
         (["synthfaces", str(tmp_path / "a_file")], "is a file; pass a folder"),
-        (["synthfaces", str(tmp_path / "foreign")], "holds other files, and synthfaces replaces the whole folder"),
+        (["synthfaces", str(tmp_path / "foreign")], "holds other files (keep.txt), and synthfaces replaces the whole"),
+        (["synthfaces", str(tmp_path / "mixed")], "holds other files (thesis.tex), and synthfaces replaces the whole"),
         (["synthfaces", str(tmp_path / "new"), "--count", "0"], "Invalid value for '--count'"),
         (["generate"], "Missing argument"),
         (["generate", str(tmp_path / "models/lstm-0/generator.pt")], "no such generator file; train one with `dvc repro`"),
@@ -130,12 +134,12 @@ def bad_inputs(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("case", range(24))
+@pytest.mark.parametrize("case", range(25))
 def test_every_subcommand_answers_a_bad_input_in_one_line_with_exit_code_2(case, tmp_path, monkeypatch, no_cuda,
                                                                              no_inception_weights):
     monkeypatch.chdir(tmp_path)
     cases = bad_inputs(tmp_path)
-    assert len(cases) == 24
+    assert len(cases) == 25
     args, message = cases[case]
     r = runner.invoke(app, args)
     assert r.exit_code == 2, (args, r.output)
