@@ -251,12 +251,19 @@ def _generate_onnx(path: Path, count: int, seed: int, device: str):
 
 
 def _generate_torch(path: Path, count: int, seed: int, device: str):
+    from rnngan.sampling import sample_images
+
+    return sample_images(_load_torch_generator(path, device), count, seed)
+
+
+def _load_torch_generator(path: Path, device: str):
+    """A generator.pt on `device`, or a one-line user error naming what is wrong with the file."""
     import pickle
 
     import torch
 
     from rnngan.io import pick_device
-    from rnngan.sampling import GeneratorFileError, load_generator, sample_images
+    from rnngan.sampling import GeneratorFileError, load_generator
 
     if device == "cuda" and not torch.cuda.is_available():
         _fail(f"--device cuda: {cuda_absence()}; use --device cpu (or auto: CUDA where there is one)")
@@ -272,7 +279,42 @@ def _generate_torch(path: Path, count: int, seed: int, device: str):
         else:
             reason = _one_line(str(cause or exc))
         _fail(f"{path}: not an rnngan generator file ({reason}); pass {GENERATOR_FILES}, or an exported .onnx")
-    return sample_images(G, count, seed)
+    return G
+
+
+@app.command()
+def probe(generator: Path = typer.Argument(..., help="a generator.pt written by the train stage "
+                                                    "(models/<variant>-<seed>/generator.pt)"),
+          real: Path = typer.Option(None, help="real images (.npy, uint8 N x H x W x 3) to rank alike, e.g. "
+                                               "data/prepared/synthfaces/train.npy"),
+          count: int = typer.Option(2000, min=2, help="samples (and real images) to rank"),
+          seed: int = typer.Option(0, help="noise seed"),
+          device: str = typer.Option("cpu", help="auto | cpu | cuda"),
+          ) -> None:
+    """How many directions a generator's samples span (effective rank), beside the real images';
+    for a recurrent G also its cell state after each canvas step, and the share of saturated units."""
+    from rnngan.io import ImageArrayError, load_images
+    from rnngan.probe import SATURATED, images_rank, probe_generator
+
+    if device not in DEVICES:
+        _fail(f"--device '{device}' must be one of: {', '.join(DEVICES)}")
+    if not generator.is_file():
+        _fail(f"{generator}: no such generator file; train one with `dvc repro` (the train stage writes "
+              f"{GENERATOR_FILES}), or pass an existing file")
+    if real is not None:
+        if real.suffix != ".npy" or not real.is_file():
+            _fail(f"--real {real}: not an .npy file; pass an image array such as data/prepared/<dataset>/train.npy")
+        try:
+            real_images = load_images(real)
+        except (ImageArrayError, OSError, ValueError) as exc:
+            _fail(f"--real {real}: {_one_line(str(exc))}; pass an image array such as data/prepared/<dataset>/train.npy")
+    result = probe_generator(_load_torch_generator(generator, device), count, seed)
+    typer.echo(f"samples: effective rank {result.samples_rank:.2f} of {count} images (pixels)")
+    if real is not None:
+        typer.echo(f"real: effective rank {images_rank(real_images, count):.2f} of {min(count, len(real_images))} "
+                   f"images ({real})")
+    for t, (rank, share) in enumerate(zip(result.state_ranks, result.state_saturated), start=1):
+        typer.echo(f"cell state, step {t}: effective rank {rank:.2f}, {share:.1%} of units beyond |h| = {SATURATED}")
 
 
 def _one_line(text: str, limit: int = 300) -> str:

@@ -158,7 +158,7 @@ def test_no_command_shows_the_help():
 
 
 def test_help_shows_flags_as_flags_never_a_bool_placeholder():
-    for command in ("check", "synthfaces", "generate", "compare", "screen", "info"):
+    for command in ("check", "synthfaces", "generate", "compare", "screen", "probe", "info"):
         text = runner.invoke(app, [command, "--help"]).output
         assert "<bool>" not in text, (command, text)
     assert "--dry-run" in runner.invoke(app, ["screen", "--help"]).output
@@ -240,3 +240,31 @@ def test_info_prints_what_a_bug_report_needs(tmp_path):
     (tmp_path / "bad.yaml").write_text("model:\n  cell: transformer\n")
     r = runner.invoke(app, ["info", "--params", str(tmp_path / "bad.yaml")])
     assert r.exit_code == 0 and "bad.yaml: not valid: model.cell='transformer'" in r.stdout
+
+
+def test_probe_ranks_a_generator_beside_real_images_and_collapse_lowers_it(tmp_path):
+    import torch
+
+    from rnngan.probe import effective_rank, probe_generator
+
+    cfg = NetConfig(cell="lstm", image_size=8, hidden=8, z_dim=4, nf=4, timesteps=2)
+    G = Generator(cfg).eval()
+    save_generator(tmp_path / "g.pt", cfg, G)
+    real = np.random.default_rng(0).integers(0, 256, (300, 8, 8, 3), dtype=np.uint8)
+    np.save(tmp_path / "real.npy", real)
+    r = runner.invoke(app, ["probe", str(tmp_path / "g.pt"), "--real", str(tmp_path / "real.npy"), "--count", "300"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("samples: effective rank ") and lines[1].startswith("real: effective rank ")
+    assert [line.split(":")[0] for line in lines[2:]] == ["cell state, step 1", "cell state, step 2"]
+    # noise spreads over every pixel direction; one repeated image spans none
+    assert float(lines[1].split()[3]) > 100
+    assert effective_rank(torch.ones(50, 3, 8, 8)) == 0.0
+    two = torch.randn(2, 192)
+    assert effective_rank(two[torch.randint(0, 2, (100,))]) == pytest.approx(1.0)   # two prototypes: one line
+    probe = probe_generator(G, count=200)
+    assert len(probe.state_ranks) == 2 and all(0 <= s <= 1 for s in probe.state_saturated)
+    np.save(tmp_path / "floats.npy", np.zeros((4, 8, 8, 3)))
+    for wrong in ("g.pt", "floats.npy"):
+        bad = runner.invoke(app, ["probe", str(tmp_path / "g.pt"), "--real", str(tmp_path / wrong)])
+        assert bad.exit_code == 2 and "--real" in bad.stderr and "Traceback" not in bad.output, bad.output
