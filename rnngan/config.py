@@ -145,6 +145,8 @@ class ModelParams:
     # step (GRAN); self-modulated BatchNorm in every generator (Chen et al. 2019)
     z_decoder: bool = False
     modulation: bool = False
+    # spectral normalisation of every weight of every generator, its cell's too (SAGAN, BigGAN)
+    g_spectral: bool = False
     # Discriminator knobs, the same for every variant: minibatch-stddev group in both D's (0 =
     # off); what the recurrent D's head reads
     mbstd_group: int = _check(non_negative, 4)

@@ -114,6 +114,12 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
     # note: one multi-tensor kernel, not one lerp per parameter: on a 2-core CPU the per-tensor
     # dispatch of EMA and a for-loop Adam cost a third of the step (benchmarks/train_throughput.py)
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+    # note: spectral normalisation's power-iteration vectors (model.g_spectral) are not
+    # averaged but taken from G, whose weights the averaged ones follow: the EMA generator never
+    # runs a training forward that would update its own
+    for (name, ours), theirs in zip(ema.named_buffers(), model.buffers()):
+        if ".parametrizations." in f".{name}":
+            ours.copy_(theirs)
 
 
 def ema_half_life(step: int, batch_size: int, half_life: int, rampup: float | None) -> float:

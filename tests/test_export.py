@@ -227,7 +227,9 @@ def test_export_stage_names_a_headline_variant_the_comparison_does_not_have(tmp_
 
 
 @pytest.mark.parametrize("cell, knobs", [("lstm+dcgan", dict(modulation=True, z_decoder=True)),
-                                         ("dcgan", dict(modulation=True))], ids=["pair-modulated", "dcgan-modulated"])
+                                         ("dcgan", dict(modulation=True)),
+                                         ("gru", dict(g_spectral=True, z_decoder=True))],
+                         ids=["pair-modulated", "dcgan-modulated", "gru-spectral"])
 def test_export_reproduces_pairs_and_the_generator_knobs(tmp_path, cell, knobs):
     """A pair's generator (its <G> part) and the recipe's generator knobs export like the rest."""
     from rnngan.models.networks import build_generator

@@ -355,3 +355,55 @@ def test_mode_seeking_needs_two_images_per_process():
         parse_params(raw)
     raw["train"]["gpus"] = 1
     assert parse_params(raw).train.mode_seeking == 1.0
+
+
+# -- spectral normalisation in every generator (model.g_spectral) ------------------------------
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "sru", "dcgan"])
+def test_g_spectral_normalises_every_weight_of_every_generator_the_cell_included(cell):
+    from torch.nn.utils import parametrize
+
+    from rnngan.models.cells import SRUCell
+
+    torch.manual_seed(0)
+    G = build_generator(NetConfig(cell=cell, g_spectral=True, modulation=True, **SMALL))
+    plain = build_generator(NetConfig(cell=cell, modulation=True, **SMALL))
+    normalised = 0
+    for m in G.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+            inside_modulation = any(m is x for mod in G.modules() if isinstance(mod, ModulatedBatchNorm)
+                                    for x in mod.modules())
+            assert parametrize.is_parametrized(m, "weight") != inside_modulation, m
+            normalised += not inside_modulation
+        elif isinstance(m, torch.nn.RNNCellBase):
+            assert parametrize.is_parametrized(m, "weight_ih") and parametrize.is_parametrized(m, "weight_hh")
+        elif isinstance(m, SRUCell):
+            assert parametrize.is_parametrized(m, "weight")
+    assert normalised >= 3
+    assert not any(parametrize.is_parametrized(m) for m in plain.modules())      # off by default
+    G.train()
+    for _ in range(30):                                          # power iterations, one per training forward
+        G(torch.randn(4, 8))
+    for m in G.modules():
+        if parametrize.is_parametrized(m, "weight") and m.weight.dim() == 2:
+            assert torch.linalg.matrix_norm(m.weight.detach(), ord=2) == pytest.approx(1.0, abs=0.05)
+    assert G.eval()(torch.randn(3, 8)).shape == (3, 3, 16, 16)
+
+
+def test_g_spectral_trains_and_the_ema_takes_the_power_iteration_vectors_from_g(tmp_path):
+    from rnngan.sampling import load_generator
+    from rnngan.training import save_generator
+
+    run = _run(net=NetConfig(cell="lstm", g_spectral=True, **SMALL))
+    run.wrap(Dist())
+    for _ in range(3):
+        run.train_step(torch.rand(8, 3, 16, 16) * 2 - 1, torch.randn(8, 8))
+    vectors = {n: b for n, b in run.G.named_buffers() if ".parametrizations." in f".{n}"}
+    assert vectors
+    ema = dict(run.G_ema.named_buffers())
+    assert all(torch.equal(ema[n], b) for n, b in vectors.items())
+    assert not all(torch.equal(ema[n], b) for n, b in run.G.named_buffers() if "running_mean" in n)  # BN: its own
+    save_generator(tmp_path / "g.pt", run.G.cfg, run.G_ema)
+    G = load_generator(tmp_path / "g.pt", torch.device("cpu"))
+    z = torch.randn(5, 8)
+    assert torch.equal(G(z), run.G_ema.eval()(z))

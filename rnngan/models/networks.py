@@ -46,6 +46,7 @@ class NetConfig:
     # saved without them loads as what it was (mbstd_group: the recurrent D always had 4)
     z_decoder: bool = False       # the recurrent G's decoder reads z beside the state at every step (GRAN)
     modulation: bool = False      # self-modulated BatchNorm in G: scale and shift from z (Chen et al. 2019)
+    g_spectral: bool = False      # spectral normalisation of every weight of G, its cell's too (SAGAN)
     mbstd_group: int = 4          # minibatch-stddev group in both discriminators; 0 = off
     d_readout: str = "last"       # the recurrent D's head reads: last (state) | mean (over every row)
 
@@ -70,6 +71,7 @@ class NetConfig:
         m = model_params
         return cls(cell=cell, image_size=image_size, hidden=m.hidden, timesteps=m.timesteps, z_dim=m.z_dim,
                    nf=m.nf, feedback=m.feedback, z_decoder=m.z_decoder, modulation=m.modulation,
+                   g_spectral=m.g_spectral,
                    mbstd_group=m.mbstd_group, d_readout=m.d_readout)
 
 
@@ -88,18 +90,29 @@ def discriminator_norm(D: nn.Module, d_norm: str) -> None:
     if d_norm not in ("batch", "spectral", "none"):
         raise ValueError(f"unknown discriminator normalisation {d_norm!r}; allowed: batch, spectral, none")
     if d_norm == "spectral":
-        for m in list(D.modules()):
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.utils.parametrizations.spectral_norm(m)
-            elif isinstance(m, nn.RNNCellBase):
-                # note: the cell's input and recurrent matrices too, each over all its gates (as
-                # SNGAN normalises every weight of D): without them the recurrence is the one
-                # unconstrained part of a spectrally normalised D
-                nn.utils.parametrizations.spectral_norm(m, "weight_ih")
-                nn.utils.parametrizations.spectral_norm(m, "weight_hh")
-            elif isinstance(m, SRUCell):
-                # its recurrence is elementwise (v); every matrix is in `weight`
-                nn.utils.parametrizations.spectral_norm(m, "weight")
+        spectral_norm_weights(D)
+
+
+def spectral_norm_weights(module: nn.Module) -> None:
+    """Divide every weight matrix of `module` by its largest singular value (Miyato et al. 2018;
+    one power iteration per training forward): convolutions, transposed convolutions, linear
+    layers and the recurrent cells' matrices. A ModulatedBatchNorm's MLP is left as it is: its
+    output layer starts at zero, which has no direction to normalise."""
+    modulation = {id(m) for mod in module.modules() if isinstance(mod, ModulatedBatchNorm) for m in mod.modules()}
+    for m in list(module.modules()):
+        if id(m) in modulation:
+            continue
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(m)
+        elif isinstance(m, nn.RNNCellBase):
+            # note: the cell's input and recurrent matrices too, each over all its gates (as
+            # SNGAN normalises every weight of D): without them the recurrence is the one
+            # unconstrained part of a spectrally normalised network
+            nn.utils.parametrizations.spectral_norm(m, "weight_ih")
+            nn.utils.parametrizations.spectral_norm(m, "weight_hh")
+        elif isinstance(m, SRUCell):
+            # its recurrence is elementwise (v); every matrix is in `weight`
+            nn.utils.parametrizations.spectral_norm(m, "weight")
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -339,8 +352,14 @@ def _network_classes(cfg: NetConfig) -> tuple[type[nn.Module], type[nn.Module]]:
 
 def build_generator(cfg: NetConfig) -> nn.Module:
     """The generator of cfg.cell (its <G> part): z (B x z_dim) -> images B x 3 x size x size in [-1, 1].
-    Every generator keeps its NetConfig as `.cfg` (sampling reads image_size and z_dim there)."""
-    return _network_classes(cfg)[0](cfg)
+    Every generator keeps its NetConfig as `.cfg` (sampling reads image_size and z_dim there).
+    With cfg.g_spectral every weight is spectrally normalised after its initialisation (SAGAN's G,
+    Zhang et al. 2019; BigGAN's): in a recurrent G this bounds how far the cell's gates can be
+    driven into saturation."""
+    G = _network_classes(cfg)[0](cfg)
+    if cfg.g_spectral:
+        spectral_norm_weights(G)
+    return G
 
 
 def build_discriminator(cfg: NetConfig) -> nn.Module:
