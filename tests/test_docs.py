@@ -72,7 +72,9 @@ def expected_cell(key: str, entry: dict) -> str:
     if value is None:
         return ""
     if key == "kid":
-        return f"{1000 * value:.1f}"
+        # as the report shows it: the squared MMD is never negative, so a negative unbiased
+        # estimate reads 0 (and never `-0.0`)
+        return f"{1000 * max(0.0, value):.1f}"
     if key in ("seeds", "fid_tier", "kid_tier"):
         return str(int(value))
     return f"{value:.3f}"
