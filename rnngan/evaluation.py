@@ -8,12 +8,11 @@ import numpy as np
 
 from rnngan.config import MetricsParams, ParamsError
 from rnngan.io import atomic_path, load_images, log, pick_device, write_json
-from rnngan.metrics.bootstrap import fid_bootstrap, kid_bootstrap
+from rnngan.metrics.analysis import feature_analysis
 from rnngan.metrics.features import extract_features
-from rnngan.metrics.fid import feature_statistics, fid_from_statistics, kid
-from rnngan.metrics.prdc import prdc
-from rnngan.metrics.histograms import (CHANNELS, HSV_CHANNELS, colour_moments, histogram_distances, histograms,
-                                       hsv_distances, hsv_histograms)
+from rnngan.metrics.fid import feature_statistics
+from rnngan.metrics.histograms import (CHANNELS, HSV_CHANNELS, colour_moments_from_counts, histogram_distances,
+                                       histograms_from_counts, hsv_distances, hsv_histograms, value_counts)
 from rnngan.subsets import reference_indices
 from rnngan.metrics.spectra import power_spectrum, spectral_distance, spectrum_frequencies
 
@@ -37,12 +36,13 @@ def compute_reference(images_path: Path, mp: MetricsParams, seed: int, device: s
     features = extract_features(mp.features, subset, mp.batch_size, pick_device(device),
                                 progress_desc="reference features", **extractor_options(mp))
     mu, sigma = feature_statistics(features)
-    hists = histograms(subset, mp.bins)
+    counts = value_counts(subset)
+    hists = histograms_from_counts(counts, mp.bins)
     hsv = hsv_histograms(subset, mp.bins)
     spectrum = power_spectrum(subset)
     meta = {"source": str(images_path), "count": int(count), "image_size": int(images.shape[1]),
             "features": mp.features, "feature_dim": int(features.shape[1]), "bins": mp.bins,
-            "seed": seed, "colour_moments": colour_moments(subset)}
+            "seed": seed, "colour_moments": colour_moments_from_counts(counts)}
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, features=features, mu=mu, sigma=sigma, meta=json.dumps(meta), spectrum=spectrum,
@@ -81,16 +81,15 @@ def analyze(cell: str, samples_path: Path, reference_path: Path, mp: MetricsPara
                           f"{len(samples)} samples in {samples_path} (sample.count)")
     features = extract_features(mp.features, samples, mp.batch_size, pick_device(device),
                                 progress_desc=f"{cell} features", **extractor_options(mp))
-    mu, sigma = feature_statistics(features)
-    fid = fid_from_statistics(ref["mu"], ref["sigma"], mu, sigma)
-    kid_mean, kid_std = kid(ref["features"], features, mp.kid_subsets, mp.kid_subset_size, seed=0)
-    # note: seed 0 for every variant, so round r resamples the same real rows for all of them and
-    # the report can compare variants with paired differences (rnngan.metrics.bootstrap)
-    boot_fid = fid_bootstrap(ref["features"], features, mp.bootstrap, seed=0, confidence=mp.confidence,
-                             progress_desc=f"{cell} FID bootstrap")
-    boot_kid = kid_bootstrap(ref["features"], features, mp.bootstrap, seed=0, confidence=mp.confidence)
-    manifold = prdc(ref["features"], features, k=mp.nearest_k)
-    gen_hists = histograms(samples, mp.bins)
+    # FID, KID, PRDC and both bootstraps from shared work (rnngan.metrics.analysis). note: seed 0
+    # for every variant, so round r resamples the same real rows for all of them and the report
+    # can compare variants with paired differences (rnngan.metrics.bootstrap)
+    fm = feature_analysis(ref["features"], features, mp, ref["mu"], ref["sigma"], seed=0,
+                          progress_desc=f"{cell} FID bootstrap")
+    fid, boot_fid, boot_kid, manifold = fm.fid, fm.fid_bootstrap, fm.kid_bootstrap, fm.manifold
+    # the pixel counts once, for the histograms and the colour moments
+    counts = value_counts(samples)
+    gen_hists = histograms_from_counts(counts, mp.bins)
     distances = {c: histogram_distances(ref[f"hist_{c}"], gen_hists[c]) for c in CHANNELS}
     gen_hsv = hsv_histograms(samples, mp.bins)
     hsv_dist = hsv_distances({c: ref[f"hist_{c}"] for c in HSV_CHANNELS}, gen_hsv)
@@ -104,12 +103,12 @@ def analyze(cell: str, samples_path: Path, reference_path: Path, mp: MetricsPara
         "cell": cell, "count": int(len(samples)), "real_count": meta["count"],
         "features": mp.features, "fid": fid, "fid_interval": [boot_fid.lo, boot_fid.hi],
         "kid": boot_kid.point, "kid_interval": [boot_kid.lo, boot_kid.hi],
-        "kid_subsets": {"mean": kid_mean, "std": kid_std, "subsets": mp.kid_subsets,
+        "kid_subsets": {"mean": fm.kid_mean, "std": fm.kid_std, "subsets": mp.kid_subsets,
                         "subset_size": mp.kid_subset_size},
         "confidence": mp.confidence, "nearest_k": mp.nearest_k, **manifold,
         "bootstrap": {"fid": boot_fid.to_dict(), "kid": boot_kid.to_dict()},
         "histogram_distances": distances,
-        "colour_moments": {"generated": colour_moments(samples), "real": meta["colour_moments"]},
+        "colour_moments": {"generated": colour_moments_from_counts(counts), "real": meta["colour_moments"]},
         "histograms": {"bins": mp.bins,
                        "real": {c: ref[f"hist_{c}"].tolist() for c in CHANNELS},
                        "generated": {c: gen_hists[c].tolist() for c in CHANNELS}},

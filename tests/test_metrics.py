@@ -285,6 +285,17 @@ def test_fid_matches_torch_fidelity_eigenvalue_route():
     assert fid(a, b) == pytest.approx(theirs, rel=1e-9)
 
 
+def test_feature_statistics_are_torch_fidelitys_to_the_bit():
+    """feature_statistics writes out torch-fidelity's two numpy lines instead of importing it
+    (importing it costs every analyze run torchvision's start-up): the same bits."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
+    a = _correlated(500, 40, seed=39)
+    theirs = fid_features_to_statistics(torch.from_numpy(a))
+    mu, sigma = feature_statistics(a)
+    assert np.array_equal(mu, theirs["mu"]) and np.array_equal(sigma, theirs["sigma"])
+
+
 def test_fid_with_singular_covariances_matches_the_nuclear_norm_reference():
     # 40 samples in 64 dims: both covariances are singular, Cholesky fails, the eigh route runs
     a, b = _gaussian(40, 64, seed=35), _gaussian(40, 64, seed=36, shift=0.3, scale=1.5)

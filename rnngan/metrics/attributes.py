@@ -21,6 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnngan.metrics.features import PARALLEL_BATCHES
+from rnngan.metrics.fid import parallel_map
+
 # Pseudo-count added to every real combination before the KL: a sample in a combination the
 # training split lacks (a classifier error, or a genuinely new face) costs a finite amount.
 KL_PSEUDO_COUNT = 0.5
@@ -53,12 +56,26 @@ def to_input(images: np.ndarray, device) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
-@torch.no_grad()
 def predict(net: AttributeNet, images: np.ndarray, batch_size: int, device) -> np.ndarray:
-    """Boolean N x A: the attribute is present where its logit is positive."""
+    """Boolean N x A: the attribute is present where its logit is positive.
+
+    On CPU, batches run side by side with torch's threads shared among them (as
+    `features.extract_features` does, and for the same reason: a batch on one thread each is
+    faster on a few cores than one batch on all of them).
+    """
     net.eval()
-    out = [net(to_input(images[i:i + batch_size], device)).gt(0).cpu().numpy()
-           for i in range(0, len(images), batch_size)]
+
+    def one_batch(start: int) -> np.ndarray:
+        with torch.no_grad():            # per thread: entered in whichever thread runs the batch
+            return net(to_input(images[start:start + batch_size], device)).gt(0).cpu().numpy()
+
+    starts = range(0, len(images), batch_size)
+    if torch.device(device).type == "cpu":
+        threads = torch.get_num_threads()
+        workers = min(threads, PARALLEL_BATCHES)
+        out = list(parallel_map(one_batch, starts, workers, threads_each=max(1, threads // workers)))
+    else:
+        out = [one_batch(start) for start in starts]
     return np.concatenate(out) if out else np.zeros((0, net.head.out_features), bool)
 
 

@@ -39,7 +39,6 @@ kernel matrices, computed a block of rows at a time and never stored whole.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ import torch
 
 from rnngan.io import progress
 from rnngan.metrics.fid import (_as_features, _same_dim, fid, fid_from_torch_statistics,
-                                one_thread, sqrt_factor)
+                                one_thread, parallel_map, sqrt_factor)
 
 KID_BLOCK = 1024          # rows of a kernel matrix held at once: 1024 x N float64
 # FID bootstrap rounds up to this dim run on one thread (`fid.one_thread`): their products are
@@ -211,9 +210,53 @@ def _resampled_moments(centred: torch.Tensor, counts: np.ndarray) -> tuple[torch
     rows = centred[torch.from_numpy(idx)]
     n = float(counts.sum())
     mean = (c @ rows) / n
-    weighted = rows * c.sqrt()[:, None]
+    weighted = rows.mul_(c.sqrt()[:, None])          # in place: `rows` is this call's own copy
     sigma = (weighted.T @ weighted - n * torch.outer(mean, mean)) / (n - 1)
     return mean, sigma
+
+
+def fid_replicates(r: np.ndarray, fs: Mapping[str, np.ndarray], plans: Mapping[str, BootstrapPlan],
+                   progress_desc: str | None = None) -> dict[str, np.ndarray]:
+    """FID of every round's resample of `r` against each generated set's: `rounds` replicates each.
+
+    At dims up to FID_ONE_THREAD_MAX_DIM each round runs on one thread, and up to
+    `torch.get_num_threads()` rounds run at once on a pool of threads: the rounds are independent,
+    each writes its own slot, and each round's products are the one-thread products they always
+    were, so the numbers do not depend on the pool (a test checks). Independent threads never wait
+    for each other, as one product's threads do at every synchronisation (see `fid.one_thread`).
+    Above that dim the rounds run one after another on torch's threads, as before.
+    """
+    plan0 = next(iter(plans.values()))
+    rounds = plan0.rounds
+    real_counts = plan0.real_counts()
+    fake_counts = {name: plan.fake_counts() for name, plan in plans.items()}
+    r_mean = torch.from_numpy(r.mean(axis=0))
+    r_centred = torch.from_numpy(r) - r_mean
+    f_means = {name: torch.from_numpy(f.mean(axis=0)) for name, f in fs.items()}
+    f_centred = {name: torch.from_numpy(f) - f_means[name] for name, f in fs.items()}
+    reps = {name: np.empty(rounds) for name in fs}
+
+    def one_round(i: int) -> None:
+        r_off, r_sigma = _resampled_moments(r_centred, real_counts[i])
+        r_factor = sqrt_factor(r_sigma)
+        for name in fs:
+            f_off, f_sigma = _resampled_moments(f_centred[name], fake_counts[name][i])
+            reps[name][i] = fid_from_torch_statistics(r_mean + r_off, r_sigma, r_factor,
+                                                      f_means[name] + f_off, f_sigma)
+
+    quiet = {"disable": True} if progress_desc is None else {}
+    bar = progress(total=rounds, desc=progress_desc, unit="round", **quiet)
+    with bar:
+        if r.shape[1] > FID_ONE_THREAD_MAX_DIM:
+            for i in range(rounds):
+                one_round(i)
+                bar.update()
+            return reps
+        workers = torch.get_num_threads()
+        with one_thread():
+            for _ in parallel_map(one_round, range(rounds), workers):
+                bar.update()
+    return reps
 
 
 def fid_bootstrap_many(real: np.ndarray, fakes: Mapping[str, np.ndarray], rounds: int = 100,
@@ -224,23 +267,7 @@ def fid_bootstrap_many(real: np.ndarray, fakes: Mapping[str, np.ndarray], rounds
     `fid_bootstrap` calls."""
     r, fs, plans = _validated(real, fakes, rounds, seed, confidence)
     digest = features_digest(r)
-    real_counts = next(iter(plans.values())).real_counts()
-    fake_counts = {name: plan.fake_counts() for name, plan in plans.items()}
-    r_mean = torch.from_numpy(r.mean(axis=0))
-    r_centred = torch.from_numpy(r) - r_mean
-    f_means = {name: torch.from_numpy(f.mean(axis=0)) for name, f in fs.items()}
-    f_centred = {name: torch.from_numpy(f) - f_means[name] for name, f in fs.items()}
-    reps = {name: np.empty(rounds) for name in fs}
-    quiet = {"disable": True} if progress_desc is None else {}
-    threads = one_thread() if r.shape[1] <= FID_ONE_THREAD_MAX_DIM else contextlib.nullcontext()
-    with threads:
-        for i in progress(range(rounds), desc=progress_desc, unit="round", **quiet):
-            r_off, r_sigma = _resampled_moments(r_centred, real_counts[i])
-            r_factor = sqrt_factor(r_sigma)
-            for name in fs:
-                f_off, f_sigma = _resampled_moments(f_centred[name], fake_counts[name][i])
-                reps[name][i] = fid_from_torch_statistics(r_mean + r_off, r_sigma, r_factor,
-                                                          f_means[name] + f_off, f_sigma)
+    reps = fid_replicates(r, fs, plans, progress_desc)
     return {name: _result("fid", fid(r, f), reps[name], confidence, plans[name], digest)
             for name, f in fs.items()}
 
@@ -268,9 +295,14 @@ def _kernel_sums(x: torch.Tensor, cx: torch.Tensor, y: torch.Tensor, cy: torch.T
     total = torch.zeros(len(cx), dtype=torch.float64)
     for start in range(0, len(x), KID_BLOCK):
         stop = min(start + KID_BLOCK, len(x))
-        k = (x[start:stop] @ y.T).mul_(1.0 / dim).add_(1.0).pow_(3)    # (x.y / dim + 1)^3, in place
+        k = cubic_kernel_(x[start:stop] @ y.T, dim)
         total += ((cx[:, start:stop] @ k) * cy).sum(dim=1)
     return total
+
+
+def cubic_kernel_(products: torch.Tensor, dim: int) -> torch.Tensor:
+    """(x.y / dim + 1)^3 from a block of products x.y, in place (no second block-sized temporary)."""
+    return products.mul_(1.0 / dim).add_(1.0).pow_(3)
 
 
 def _within_set_term(x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -279,11 +311,17 @@ def _within_set_term(x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     sum_{a != b} c_a c_b k(x_a, x_b) / (n^2 - sum_a c_a^2); with all counts 1 this is the
     U-statistic's (sum_{i != j} k(x_i, x_j)) / (n (n - 1)).
     """
+    return within_set_from_sums(_kernel_sums(x, counts, x, counts), x, counts)
+
+
+def within_set_from_sums(sums: torch.Tensor, x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """`_within_set_term` given its kernel sums (`_kernel_sums(x, counts, x, counts)`); every row
+    of `counts` sums to the same n."""
     dim = x.shape[1]
     diag = ((x * x).sum(dim=1) / dim + 1) ** 3
     sq = counts * counts
     n = counts[0].sum()
-    return (_kernel_sums(x, counts, x, counts) - sq @ diag) / (n * n - sq.sum(dim=1))
+    return (sums - sq @ diag) / (n * n - sq.sum(dim=1))
 
 
 def kid_bootstrap_many(real: np.ndarray, fakes: Mapping[str, np.ndarray], rounds: int = 100,

@@ -5,6 +5,12 @@ return numpy and floats, run everything in float64, and turn torch-fidelity's ba
 ValueErrors a user can act on. Which network made the features is the caller's business (see
 `features.py`): a "FID" here is "Fréchet distance on features of extractor X".
 
+The statistics are torch-fidelity's two numpy lines written out here (`np.mean`, `np.cov`: the
+same bits, a test checks), and torch-fidelity is imported only inside `kid`: importing it imports
+torchvision and, through it, torch._dynamo, which cost every analyze run seconds of start-up
+(issue 30). The analyze stage's KID comes from `rnngan.metrics.analysis`, which shares its kernel
+matrices with the KID bootstrap and PRDC.
+
 The one piece not delegated is the trace term tr sqrt(sigma1 sigma2). torch-fidelity takes it from
 the eigenvalues of the non-symmetric product (`np.linalg.eigvals`); here it comes from the
 eigenvalues of a symmetric matrix with the same spectrum (`trace_sqrt_product`): the same number
@@ -17,12 +23,15 @@ round and variant.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
-from torch_fidelity.metric_fid import fid_features_to_statistics
-from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _as_features(features: np.ndarray, what: str, min_count: int) -> np.ndarray:
@@ -50,9 +59,11 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     upward, so use many more samples than dims for numbers worth reporting.
     """
     f = _as_features(features, "feature_statistics", min_count=2)   # a covariance needs 2 rows
-    stats = fid_features_to_statistics(torch.from_numpy(f))
-    # np.cov returns a 0-d array for a single feature; torch-fidelity then asserts on ndim
-    return stats["mu"].astype(np.float64), np.atleast_2d(stats["sigma"]).astype(np.float64)
+    # torch-fidelity's fid_features_to_statistics, line for line (without importing it)
+    mu = np.mean(f, axis=0)
+    sigma = np.cov(f, rowvar=False)
+    # np.cov returns a 0-d array for a single feature
+    return mu.astype(np.float64), np.atleast_2d(sigma).astype(np.float64)
 
 
 def fid_from_statistics(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -81,12 +92,38 @@ def one_thread() -> Iterator[None]:
     2.8 s against 0.4 s); a 512 x 10 x 512 matrix product 7.9 ms against ~0.05. So the LAPACK
     calls here always run on one thread, and so does a bootstrap made of small products.
     """
+    with torch_threads(1):
+        yield
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch on `n` CPU threads inside the block (restored after)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int | None = None,
+                 threads_each: int = 1) -> Iterator[R]:
+    """`fn` over `items`, results in order, up to `workers` (default: torch's thread count) at a
+    time on Python threads, with torch on `threads_each` threads inside each.
+
+    For independent pieces of torch work (batches of images, bootstrap rounds): with one thread
+    each, each piece runs the one-thread kernels, and the pieces never wait for each other, where
+    one multi-threaded kernel's threads wait for the slowest at every synchronisation (see
+    `one_thread`). torch releases the GIL inside its kernels. With fewer than 2 workers or items,
+    a plain `map` on torch's own threads.
+    """
+    workers = min(torch.get_num_threads() if workers is None else workers, len(items))
+    if workers < 2:
+        yield from map(fn, items)
+        return
+    with torch_threads(threads_each), ThreadPoolExecutor(workers, thread_name_prefix="rnngan-metrics") as pool:
+        yield from pool.map(fn, items)
 
 
 def sqrt_factor(sigma: torch.Tensor) -> torch.Tensor:
@@ -151,6 +188,8 @@ def kid(real_features: np.ndarray, fake_features: np.ndarray, subsets: int, subs
     if subset_size > min(len(real), len(fake)):
         raise ValueError(f"kid: subset_size {subset_size} is larger than a feature set "
                          f"(real {len(real)}, fake {len(fake)}); lower it or use more samples")
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
     # the kernel is pinned here, not left to torch-fidelity's defaults, so an upgrade cannot move it
     out = kid_features_to_metric(
         torch.from_numpy(real), torch.from_numpy(fake),

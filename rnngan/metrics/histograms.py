@@ -67,11 +67,16 @@ def _check_bins(bins: int) -> None:
 
 def histograms(images: np.ndarray, bins: int) -> dict[str, np.ndarray]:
     """Fraction of pixels in each of `bins` equal bins over 0..255 (each sums to 1), per CHANNELS."""
+    return histograms_from_counts(value_counts(images), bins)
+
+
+def histograms_from_counts(counts: dict[str, np.ndarray], bins: int) -> dict[str, np.ndarray]:
+    """`histograms` from `value_counts` (made once for the histograms and the colour moments)."""
     _check_bins(bins)
     which_bin = np.arange(LEVELS) * bins // LEVELS
     out = {}
-    for c, counts in value_counts(images).items():
-        folded = np.bincount(which_bin, weights=counts.astype(np.float64), minlength=bins)
+    for c, n in counts.items():
+        folded = np.bincount(which_bin, weights=n.astype(np.float64), minlength=bins)
         out[c] = folded / folded.sum()
     return out
 
@@ -122,7 +127,11 @@ def _moments(counts: np.ndarray) -> dict[str, float]:
 
 def colour_moments(images: np.ndarray) -> dict[str, dict[str, float]]:
     """Per colour channel (red, green, blue): mean, std and skewness of pixel values in 0..255."""
-    counts = value_counts(images)
+    return colour_moments_from_counts(value_counts(images))
+
+
+def colour_moments_from_counts(counts: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """`colour_moments` from `value_counts`."""
     return {c: _moments(counts[c]) for c in COLOURS}
 
 

@@ -12,7 +12,10 @@ The definitions are those of Naeem et al.'s reference package `prdc` (0.2), open
 identical sets score 1 on all four (each ball then holds its centre and k - 1 neighbours, so
 density is exactly 1). The package fills full N x N distance matrices (three of them, 10-20 GB
 each at 50k); here distances are taken one block of `batch_size` rows at a time, in float64, and
-all four numbers come from one pass over the real-vs-generated distances.
+all four numbers come from one pass over the real-vs-generated distances. Each block's distances
+come from its matrix of products a.b (`block_product`), which `manifold_pass` hands to a hook
+once it is done with it: the analyze stage's KID takes its kernel values from the same products
+(`rnngan.metrics.analysis`), so the three N x N x dim products are made once for both metrics.
 
 Why not torch-fidelity's precision/recall (`metric_prc`, usable on features): it counts the same
 thing with closed balls (`<=`), which differs only where a distance ties a radius exactly
@@ -25,6 +28,8 @@ The default k = 5 is Naeem et al.'s recommendation for density/coverage (KynkÃ¤Ã
 k = 3 for precision/recall); a larger k inflates every ball, so numbers are comparable only at one k.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import torch
@@ -40,27 +45,80 @@ from rnngan.metrics.fid import _as_features, _same_dim
 TIE_RTOL = 1e-10
 
 
-def _squared_distances(a: torch.Tensor, b: torch.Tensor, a_sq: torch.Tensor,
-                       b_sq: torch.Tensor) -> torch.Tensor:
-    """|a_i - b_j|^2 for row blocks, via |a|^2 + |b|^2 - 2 a.b (one matmul).
+def block_product(a: torch.Tensor, b: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows start..stop of the pairwise products a b^T: the one matrix product of a block, whose
+    result every user of the block shares (distances here, kernel values in `analysis`)."""
+    return a[start:stop] @ b.T
 
-    In float64 on features centred by the real mean the cancellation error is ~1e-16 of |a|^2, far
-    below the gaps between neighbour distances; a clamp removes round-off negatives.
+
+def _squared_distances(products: torch.Tensor, a_sq: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
+    """|a_i - b_j|^2 = |a_i|^2 + |b_j|^2 - 2 a_i.b_j for a block, from its products a_i.b_j.
+
+    The cancellation error is ~1e-16 of |a|^2 + |b|^2, far below the gaps between neighbour
+    distances (`prdc` centres the features first, which makes it smaller still); a clamp removes
+    round-off negatives.
     """
-    d2 = torch.addmm(b_sq[None, :], a, b.T, alpha=-2.0)    # in place from here: no more B x N temporaries
+    d2 = torch.add(b_sq[None, :], products, alpha=-2.0)     # a new block: `products` stays as it is
     return d2.add_(a_sq[:, None]).clamp_(min=0)
 
 
-def _kth_neighbour_sq_radii(x: torch.Tensor, x_sq: torch.Tensor, k: int, batch_size: int) -> torch.Tensor:
-    """Squared distance from each row of x to its k-th nearest other row (itself excluded)."""
-    out = torch.empty(len(x), dtype=x.dtype, device=x.device)
-    for start in range(0, len(x), batch_size):
-        stop = min(start + batch_size, len(x))
-        d2 = _squared_distances(x[start:stop], x, x_sq[start:stop], x_sq)
-        rows = torch.arange(stop - start, device=x.device)
-        d2[rows, rows + start] = 0.0             # the row itself: exactly 0, the 1st of the k + 1
-        out[start:stop] = d2.topk(k + 1, dim=1, largest=False).values[:, k]
-    return out
+BlockHook = Callable[[str, int, int, torch.Tensor], None]
+
+
+def manifold_pass(real: torch.Tensor, fake: torch.Tensor, k: int, batch_size: int = 1024,
+                  on_block: BlockHook | None = None) -> dict[str, float]:
+    """Precision, recall, density and coverage of `fake` against `real` (float64 tensors, one
+    device, validated), in three passes over row blocks of the pairwise products: real x real
+    (the real k-NN radii), fake x fake (the generated radii), real x fake (the four counts).
+
+    `on_block(pair, start, stop, products)` is called with every block once its distances are
+    taken (`pair`: "real-real", "fake-fake" or "real-fake"; `products`: rows start..stop of
+    a b^T), and may overwrite the block: that is how KID shares these products (`analysis`).
+    """
+    r_sq, f_sq = (real * real).sum(1), (fake * fake).sum(1)
+    device = real.device
+
+    def radii(x: torch.Tensor, x_sq: torch.Tensor, pair: str) -> torch.Tensor:
+        """Squared distance from each row of x to its k-th nearest other row (itself excluded),
+        shrunk by the tie margin: `d2 < radii` is then "strictly inside"."""
+        out = torch.empty(len(x), dtype=x.dtype, device=device)
+        for start in range(0, len(x), batch_size):
+            stop = min(start + batch_size, len(x))
+            products = block_product(x, x, start, stop)
+            d2 = _squared_distances(products, x_sq[start:stop], x_sq)
+            rows = torch.arange(stop - start, device=device)
+            d2[rows, rows + start] = 0.0             # the row itself: exactly 0, the 1st of the k + 1
+            out[start:stop] = d2.topk(k + 1, dim=1, largest=False).values[:, k]
+            del d2
+            if on_block is not None:
+                on_block(pair, start, stop, products)
+        return out * (1 - TIE_RTOL)
+
+    real_radii = radii(real, r_sq, "real-real")
+    fake_radii = radii(fake, f_sq, "fake-fake")
+
+    in_real_manifold = torch.zeros(len(fake), dtype=torch.bool, device=device)   # precision
+    real_balls_hit = 0                   # (generated sample, real ball containing it) pairs (density)
+    real_in_fake_manifold = torch.zeros(len(real), dtype=torch.bool, device=device)  # recall
+    real_ball_covered = torch.zeros(len(real), dtype=torch.bool, device=device)      # coverage
+    for start in range(0, len(real), batch_size):
+        stop = min(start + batch_size, len(real))
+        products = block_product(real, fake, start, stop)
+        d2 = _squared_distances(products, r_sq[start:stop], f_sq)         # real block x fake
+        inside_real = d2 < real_radii[start:stop, None]                    # fake j in real ball i
+        in_real_manifold |= inside_real.any(dim=0)
+        real_balls_hit += int(inside_real.sum())
+        real_ball_covered[start:stop] = inside_real.any(dim=1)
+        real_in_fake_manifold[start:stop] = (d2 < fake_radii[None, :]).any(dim=1)
+        del d2, inside_real
+        if on_block is not None:
+            on_block("real-fake", start, stop, products)
+    return {
+        "precision": int(in_real_manifold.sum()) / len(fake),
+        "recall": float(real_in_fake_manifold.double().mean()),
+        "density": real_balls_hit / (k * len(fake)),
+        "coverage": float(real_ball_covered.double().mean()),
+    }
 
 
 def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5, batch_size: int = 1024,
@@ -78,35 +136,16 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5, batch_size: int = 1024,
     r = _as_features(real, "real features", min_count=1)
     f = _as_features(fake, "fake features", min_count=1)
     _same_dim(r, f)
-    for what, x in (("real", r), ("fake", f)):
-        if k >= len(x):
-            raise ValueError(f"prdc: k={k} needs more than k samples in each set, {what} has "
-                             f"{len(x)}; lower k or use more samples")
-    k = int(k)
+    check_k(k, len(r), len(f))
     device = torch.device(device)
     centre = r.mean(axis=0)                          # distances ignore a shift; it cuts round-off
     rt = torch.from_numpy(r - centre).to(device)
     ft = torch.from_numpy(f - centre).to(device)
-    r_sq, f_sq = (rt * rt).sum(1), (ft * ft).sum(1)
-    # squared, as the distances, and shrunk by the tie margin: `d2 < radii` is then "strictly inside"
-    real_radii = _kth_neighbour_sq_radii(rt, r_sq, k, batch_size) * (1 - TIE_RTOL)
-    fake_radii = _kth_neighbour_sq_radii(ft, f_sq, k, batch_size) * (1 - TIE_RTOL)
+    return manifold_pass(rt, ft, int(k), batch_size)
 
-    in_real_manifold = 0                 # generated samples inside some real ball (precision)
-    real_balls_hit = 0                   # (generated sample, real ball containing it) pairs (density)
-    real_in_fake_manifold = torch.zeros(len(rt), dtype=torch.bool, device=device)  # recall
-    real_ball_covered = torch.zeros(len(rt), dtype=torch.bool, device=device)      # coverage
-    for start in range(0, len(ft), batch_size):
-        stop = min(start + batch_size, len(ft))
-        d2 = _squared_distances(ft[start:stop], rt, f_sq[start:stop], r_sq)    # fake block x real
-        inside_real = d2 < real_radii[None, :]
-        in_real_manifold += int(inside_real.any(dim=1).sum())
-        real_balls_hit += int(inside_real.sum())
-        real_ball_covered |= inside_real.any(dim=0)
-        real_in_fake_manifold |= (d2 < fake_radii[start:stop, None]).any(dim=0)
-    return {
-        "precision": in_real_manifold / len(ft),
-        "recall": float(real_in_fake_manifold.double().mean()),
-        "density": real_balls_hit / (k * len(ft)),
-        "coverage": float(real_ball_covered.double().mean()),
-    }
+
+def check_k(k: int, n_real: int, n_fake: int) -> None:
+    for what, n in (("real", n_real), ("fake", n_fake)):
+        if k >= n:
+            raise ValueError(f"prdc: k={k} needs more than k samples in each set, {what} has "
+                             f"{n}; lower k or use more samples")
