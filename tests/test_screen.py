@@ -151,3 +151,10 @@ def test_a_real_run_goes_through_dvc_in_a_worktree_at_the_commit(tmp_path):
     assert "| pair | lstm | dcgan | 0 | 2 |" in (repo.root / "recipe.md").read_text()
     again = repo.run(*cmd)
     assert "0 new rows" in again.stdout, out.stdout
+
+
+@pytest.mark.parametrize("plan", sorted((PROJECT / "docs" / "recipe" / "plans").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_committed_plan_reads_and_its_params_validate(plan):
+    """A plan the docs tell users to run must load (its YAML, its keys, every configuration's params)."""
+    loaded = load_plan(plan)
+    assert loaded.configs and loaded.name == plan.stem
