@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from rnngan.config import AttributesParams, ParamsError
 from rnngan.data import celeba_format as cf
+from rnngan.errors import MissingInputError, UserError
 from rnngan.io import atomic_path, load_images, log, pick_device, progress, read_json, write_json
 from rnngan.subsets import reference_indices
 from rnngan.metrics.attributes import AttributeNet, balanced_accuracy, mode_counts, predict, to_input
@@ -35,7 +36,7 @@ MIN_VAL_CLASS = 5        # validation images with and without an attribute neede
 CLASSIFIER = "classifier.pt"
 
 
-class AttributesError(ValueError):
+class AttributesError(UserError, ValueError):
     """Attribute labels that do not match the prepared images, or a classifier file that does not fit."""
 
 
@@ -44,7 +45,10 @@ def split_labels(raw_dir: Path, prepared_dir: Path) -> dict[str, np.ndarray]:
     names, values = cf.read_attributes(Path(raw_dir) / cf.ATTR_FILE)
     by_name = dict(zip(names, values > 0))
     rows: dict[str, list[tuple[int, str]]] = {}
-    with open(Path(prepared_dir) / "index.csv", newline="") as f:
+    index = Path(prepared_dir) / "index.csv"
+    if not index.is_file():
+        raise MissingInputError(f"{index}: no such file; the preprocess stage writes it (dvc repro)")
+    with open(index, newline="") as f:
         for record in csv.DictReader(f):
             rows.setdefault(record["split"], []).append((int(record["row"]), record["image"]))
     labels = {}
@@ -201,7 +205,7 @@ def load_attributes(folder: Path) -> tuple[dict, AttributeNet | None]:
     """The stage's summary and, where the dataset has labels, its classifier (CPU, eval mode)."""
     path = Path(folder) / SUMMARY
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no attribute classifier; run the attributes stage first (dvc repro)")
+        raise MissingInputError(f"{path}: no attribute classifier; run the attributes stage first (dvc repro)")
     summary = read_json(path)
     if not summary["available"]:
         return summary, None

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rnngan.config import VariantError, split_variant
+from rnngan.errors import UserError
 from rnngan.formatting import NA, variant_name, with_interval
 from rnngan.formatting import fmt as _fmt
 
@@ -45,7 +46,7 @@ FORMATS = ("md", "html", "csv", "json")
 NO_NUMBERS = {"queued": "queued: not run yet", "running": "still running"}
 
 
-class CompareError(ValueError):
+class CompareError(UserError, ValueError):
     """Input that is not a `dvc exp show --json` output, or has nothing to compare."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rnngan.config import Params
+from rnngan.errors import UserError
 from rnngan.io import read_json
 from rnngan.metrics.bootstrap import BootstrapResult
 from rnngan.statistics import holm, normal_test, seeds_for_power, summarize, tiers, welch
@@ -43,7 +44,7 @@ RANGES = {"fid": (0.0, math.inf, True), "kid": (0.0, math.inf, True), "precision
           "attr_tv": (0.0, 1.0, False), "attr_modes": (0.0, 1.0, False), "attr_kl": (0.0, math.inf, False)}
 
 
-class ComparisonError(ValueError):
+class ComparisonError(UserError, ValueError):
     """Runs that cannot be compared (missing, or evaluated against different references)."""
 
 

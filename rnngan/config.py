@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from rnngan.errors import UserError
+
 CELLS = ("rnn", "lstm", "gru", "sru")            # keys of rnngan.models.cells.CELLS
 KINDS = CELLS + ("dcgan",)                        # kinds of G and D: the cells plus the feed-forward DCGAN baseline
 VARIANTS = KINDS                                  # the pure variants; a variant may also be a pair <G>+<D>
@@ -34,11 +36,11 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A params.yaml value that the pipeline cannot run with."""
 
 
-class VariantError(ValueError):
+class VariantError(UserError, ValueError):
     """A variant name that names no generator and discriminator."""
 
 

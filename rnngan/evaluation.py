@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from rnngan.config import MetricsParams, ParamsError
+from rnngan.errors import MissingInputError
 from rnngan.io import atomic_path, load_images, log, pick_device, write_json
 from rnngan.metrics.analysis import feature_analysis
 from rnngan.metrics.features import extract_features
@@ -56,7 +57,7 @@ def compute_reference(images_path: Path, mp: MetricsParams, seed: int, device: s
 
 def load_reference(path: Path) -> dict:
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no reference statistics; run the reference stage first")
+        raise MissingInputError(f"{path}: no reference statistics; run the reference stage first")
     with np.load(path) as z:
         ref = {k: z[k] for k in z.files}
     ref["meta"] = json.loads(str(ref["meta"]))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnngan.errors import UserError
 from rnngan.io import atomic_path, log, progress, sha256_file
 
 FORMAT = "rnngan-generator-onnx"
@@ -41,11 +42,11 @@ OUTPUT_MEANING = ("float32 N x 3 x image_size x image_size (NCHW) RGB images in 
 ORT_DEVICES = ("auto", "cpu", "cuda")
 
 
-class OnnxGeneratorError(ValueError):
+class OnnxGeneratorError(UserError, ValueError):
     """A .onnx file that is missing, not ONNX, or not a generator exported by rnngan."""
 
 
-class ExportCheckError(RuntimeError):
+class ExportCheckError(UserError, RuntimeError):
     """The exported graph does not reproduce the eager generator within the tolerance."""
 
 

@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from rnngan.errors import MissingInputError, UserError
+
 log = logging.getLogger("rnngan")
 
 
@@ -49,12 +51,14 @@ def replace_path(src: Path, dst: Path, aside: Path) -> None:
     os.replace(src, dst)
 
 
-class ImageArrayError(ValueError):
+class ImageArrayError(UserError, ValueError):
     """An image array that is not uint8 N x H x W x 3."""
 
 
 def load_images(path: str | Path) -> np.ndarray:
     """A uint8 N x H x W x 3 .npy, memory-mapped."""
+    if not Path(path).is_file():
+        raise MissingInputError(f"{path}: no such image array; run the stage that writes it first (dvc repro)")
     images = np.load(path, mmap_mode="r")
     if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
         raise ImageArrayError(f"{path}: expected uint8 N x H x W x 3 images, got {images.dtype} {images.shape}")
@@ -82,6 +86,10 @@ def sha256_file(path: str | Path) -> str:
 
 
 def read_json(path: str | Path) -> Any:
+    """A JSON file a stage reads; a missing one is the user's to fix (MissingInputError, a
+    FileNotFoundError), e.g. a stage run by hand before the one that writes it."""
+    if not Path(path).is_file():
+        raise MissingInputError(f"{path}: no such file; run the stage that writes it first (dvc repro)")
     return json.loads(Path(path).read_text())
 
 

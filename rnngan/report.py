@@ -28,6 +28,7 @@ import yaml
 from rnngan.comparison import REAL, ComparisonError
 from rnngan.config import Params, split_variant
 from rnngan.environment import packages
+from rnngan.errors import MissingInputError
 from rnngan.formatting import count, variant_name, with_interval
 from rnngan.formatting import fmt as _fmt
 from rnngan.formatting import spread as _spread
@@ -97,7 +98,7 @@ def read_losses(live_dir: Path) -> pd.DataFrame:
     for name in ("loss_d", "loss_g", "d_real", "d_fake", "images_per_s"):
         path = live_dir / "plots" / "metrics" / "train" / f"{name}.tsv"
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: training log missing; rerun the train stage")
+            raise MissingInputError(f"{path}: training log missing; rerun the train stage")
         df = pd.read_csv(path, sep="\t")
         frames.append(df.set_index("step")[[name]])
     return pd.concat(frames, axis=1).reset_index()

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnngan.errors import UserError
 from rnngan.grids import make_grid, save_grid  # noqa: F401 - re-exported for the stages
 from rnngan.io import log, pick_device, progress, save_npy
 
 
-class GeneratorFileError(ValueError):
+class GeneratorFileError(UserError, ValueError):
     """A generator file that is missing or not one of ours."""
 
 

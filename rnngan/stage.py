@@ -6,31 +6,15 @@ import argparse
 import sys
 from typing import Callable
 
-from rnngan.config import Params, ParamsError, load_params
-from rnngan.io import ImageArrayError, log, setup_logging
+from rnngan.config import Params, load_params
+from rnngan.errors import UserError
+from rnngan.io import log, setup_logging
 
 EXIT_USER_ERROR = 2
 
 
-class MachineError(Exception):
+class MachineError(UserError):
     """The params ask this machine for what it lacks (machine_problems)."""
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean 'your input is wrong', not 'rnngan has a bug'."""
-    from rnngan.attributes import AttributesError
-    from rnngan.data.celeba_format import FormatError
-    from rnngan.data.download import DownloadError
-    from rnngan.data.preprocess import PreprocessError
-    from rnngan.data.sources import SourceError
-    from rnngan.comparison import ComparisonError
-    from rnngan.export import ExportCheckError
-    from rnngan.metrics.inception import InceptionWeightsError
-    from rnngan.sampling import GeneratorFileError
-    from rnngan.training import TrainingError
-
-    return (ParamsError, MachineError, FormatError, PreprocessError, DownloadError, SourceError, GeneratorFileError,
-            TrainingError, ExportCheckError, ComparisonError, AttributesError, InceptionWeightsError, ImageArrayError, FileNotFoundError)
 
 
 def run_stage(name: str, build: Callable[[argparse.ArgumentParser], None],
@@ -54,7 +38,8 @@ def run_stage(name: str, build: Callable[[argparse.ArgumentParser], None],
 
             enter_portable(params)
         work(params, args)
-    except user_errors() as exc:
+    except UserError as exc:
+        # note: only what the user can fix; any other exception is a bug and keeps its traceback
         print(f"rnngan {name}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

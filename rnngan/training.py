@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from rnngan.environment import run_environment
+from rnngan.errors import UserError
 from rnngan.grids import make_grid, save_grid
 from rnngan.io import atomic_path, load_images, log, pick_device, progress, set_threads, write_json
 from rnngan.data.augment import Policy, augment_batch, step_draws
@@ -48,7 +49,7 @@ RESUMABLE_CHANGES = frozenset({"steps", "log_every", "grid_every", "checkpoint_e
                                "device", "precision", "compile"})
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """Training cannot go on (a non-finite loss, unusable data, an incompatible checkpoint)."""
 
 

@@ -14,11 +14,10 @@ def build(parser):
 
 
 def work(params, args):
-    import numpy as np
-
     from rnngan.data.augment import Policy, augment_images
+    from rnngan.io import load_images
 
-    images = np.load(args.images, mmap_mode="r")
+    images = load_images(args.images)
     policy = Policy.of(params.augment) if params.augment.real == "cached" else Policy(p=0.0)
     augment_images(images, policy, params.augment.copies, params.seed, args.out)
 

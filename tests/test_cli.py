@@ -211,6 +211,53 @@ def test_every_stage_refuses_what_this_machine_lacks_before_any_work(tmp_path, c
     assert len(worked) == 1
 
 
+def test_a_stage_reports_user_errors_in_one_line_and_lets_bugs_raise(tmp_path, capsys):
+    """A UserError (here a stage input that is not there) is one line and exit code 2; any other
+    exception, a FileNotFoundError of rnngan's own making too, keeps its traceback."""
+    from rnngan.evaluation import load_reference
+    from rnngan.stage import EXIT_USER_ERROR, run_stage
+
+    params = ["--params", str(write_params(tmp_path / "p.yaml"))]
+    code = run_stage("analyze", lambda parser: None, lambda p, args: load_reference(tmp_path / "ref.npz"), params)
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR
+    assert err == f"rnngan analyze: error: {tmp_path / 'ref.npz'}: no reference statistics; run the reference stage first\n"
+
+    def bug(p, args):
+        raise FileNotFoundError("an rnngan bug, not the user's input")
+
+    with pytest.raises(FileNotFoundError, match="an rnngan bug"):
+        run_stage("analyze", lambda parser: None, bug, params)
+
+
+def test_every_user_error_derives_from_user_error_and_keeps_its_builtin_base():
+    """What run_stage and the CLI catch as 'your input is wrong'; `except ValueError` callers still work."""
+    from rnngan.attributes import AttributesError
+    from rnngan.compare import CompareError
+    from rnngan.comparison import ComparisonError
+    from rnngan.config import ParamsError, VariantError
+    from rnngan.data.celeba_format import FormatError
+    from rnngan.data.download import DownloadError, UnsafeArchiveError
+    from rnngan.data.preprocess import PreprocessError
+    from rnngan.data.sources import SourceError
+    from rnngan.errors import MissingInputError, UserError
+    from rnngan.export import ExportCheckError, OnnxGeneratorError
+    from rnngan.io import ImageArrayError
+    from rnngan.metrics.inception import InceptionWeightsError
+    from rnngan.sampling import GeneratorFileError
+    from rnngan.stage import MachineError
+    from rnngan.training import TrainingError
+
+    errors = {ParamsError: ValueError, VariantError: ValueError, MachineError: Exception, FormatError: ValueError,
+              PreprocessError: ValueError, DownloadError: RuntimeError, UnsafeArchiveError: RuntimeError,
+              SourceError: ValueError, GeneratorFileError: ValueError, TrainingError: RuntimeError,
+              ExportCheckError: RuntimeError, OnnxGeneratorError: ValueError, ComparisonError: ValueError,
+              CompareError: ValueError, AttributesError: ValueError, InceptionWeightsError: ValueError,
+              ImageArrayError: ValueError, MissingInputError: FileNotFoundError}
+    assert [e.__name__ for e, base in errors.items() if not (issubclass(e, UserError) and issubclass(e, base))] == []
+    assert not issubclass(FileNotFoundError, UserError)
+
+
 def test_generate_loads_with_weights_only_and_never_runs_code_in_the_file(tmp_path):
     import torch
 

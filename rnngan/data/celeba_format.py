@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnngan.errors import MissingInputError, UserError
+
 IMAGE_ZIP = "img_align_celeba.zip"
 IMAGE_DIR = "img_align_celeba"           # the folder inside the zip
 ATTR_FILE = "list_attr_celeba.txt"
@@ -43,7 +45,7 @@ LANDMARK_COLUMNS = (
 SPLITS = {0: "train", 1: "val", 2: "test"}
 
 
-class FormatError(ValueError):
+class FormatError(UserError, ValueError):
     """An annotation file that does not follow CelebA's published format."""
 
 
@@ -74,6 +76,8 @@ def write_partition(path: str | Path, names: list[str], splits: np.ndarray) -> N
 
 
 def _rows(path: Path, header: tuple[str, ...] | None, width: int) -> list[list[str]]:
+    if not Path(path).is_file():
+        raise MissingInputError(f"{path}: no such annotation file; the download stage writes it (dvc repro)")
     lines = path.read_text().splitlines()
     if header is None:
         body = lines

@@ -29,6 +29,7 @@ from pathlib import Path
 import requests
 from urllib3.exceptions import ProtocolError
 
+from rnngan.errors import UserError
 from rnngan.io import log, progress
 
 # Google Drive serves file bodies from this host; drive.google.com/uc?id=... redirects here.
@@ -53,7 +54,7 @@ NET_READ = 64 * 1024          # most bytes per network read; what a dropped conn
 _MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A file that could not be fetched or verified; the message names the file or URL and what to do."""
 
 

@@ -40,6 +40,7 @@ from rnngan.data import celeba_format as cf
 from rnngan.data import decode, zipread
 from rnngan.data.decode import HALVES, REASON_MISSING, REASON_NO_LANDMARKS, Spec
 from rnngan.data.zipread import Member
+from rnngan.errors import UserError
 from rnngan.io import atomic_path, log, progress, write_json
 
 CHUNK = 256                      # images per task sent to a worker: large enough to amortise pickling
@@ -60,7 +61,7 @@ CITYSCAPES_ZIP = "leftImg8bit_trainvaltest.zip"
 CITYSCAPES_MEMBER = re.compile(r"^leftImg8bit/(train|val|test)/([^/]+)/(\2_\d{6}_\d{6}_leftImg8bit\.png)$")
 
 
-class PreprocessError(ValueError):
+class PreprocessError(UserError, ValueError):
     """An input of the preprocess stage that is missing or not in the expected format."""
 
 

@@ -30,12 +30,13 @@ from rnngan.config import DataParams
 from rnngan.data import celeba_format as cf
 from rnngan.data import download as dl
 from rnngan.data import preprocess as pp
+from rnngan.errors import UserError
 from rnngan.io import atomic_path, log, progress, write_json
 
 MANIFEST = dl.MANIFEST
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A `data.source` that does not hold what the dataset needs."""
 
 

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnngan.errors import UserError
 from rnngan.io import log, sha256_file
 from rnngan.metrics.features import FeatureExtractor
 
@@ -95,7 +96,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
 }
 
 
-class InceptionWeightsError(ValueError):
+class InceptionWeightsError(UserError, ValueError):
     """Inception weights missing, corrupt, or not the published file."""
 
 
