@@ -35,7 +35,7 @@ from rnngan.config import MetricsParams  # noqa: E402
 from rnngan.metrics.analysis import feature_analysis  # noqa: E402
 from rnngan.metrics.features import (LEAKY_SLOPE, RANDINIT_LAYERS, RANDINIT_SIZE, RandInit,  # noqa: E402
                                      _resize, extract_features)
-from rnngan.metrics.fid import parallel_map  # noqa: E402
+from rnngan.metrics.threads import parallel_map  # noqa: E402
 
 
 def channels_last_features(images: np.ndarray, batch_size: int) -> np.ndarray:

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnngan.metrics.features import PARALLEL_BATCHES
-from rnngan.metrics.fid import parallel_map
+from rnngan.metrics.threads import PARALLEL_BATCHES, parallel_map
 
 # Pseudo-count added to every real combination before the KL: a sample in a combination the
 # training split lacks (a classifier error, or a genuinely new face) costs a finite amount.

@@ -47,11 +47,11 @@ import numpy as np
 import torch
 
 from rnngan.io import progress
-from rnngan.metrics.fid import (_as_features, _same_dim, fid, fid_from_torch_statistics,
-                                one_thread, parallel_map, sqrt_factor)
+from rnngan.metrics.fid import _as_features, _same_dim, fid, fid_from_torch_statistics, sqrt_factor
+from rnngan.metrics.threads import one_thread, parallel_map
 
 KID_BLOCK = 1024          # rows of a kernel matrix held at once: 1024 x N float64
-# FID bootstrap rounds up to this dim run on one thread (`fid.one_thread`): their products are
+# FID bootstrap rounds up to this dim run on one thread (`threads.one_thread`): their products are
 # small, and on a loaded machine threads cost more in synchronisation than they gain (a round at
 # 5,000 x 512 took 0.11 s on 1 thread against 0.27 s on 2 with the other core busy).
 FID_ONE_THREAD_MAX_DIM = 1024
@@ -223,7 +223,7 @@ def fid_replicates(r: np.ndarray, fs: Mapping[str, np.ndarray], plans: Mapping[s
     `torch.get_num_threads()` rounds run at once on a pool of threads: the rounds are independent,
     each writes its own slot, and each round's products are the one-thread products they always
     were, so the numbers do not depend on the pool (a test checks). Independent threads never wait
-    for each other, as one product's threads do at every synchronisation (see `fid.one_thread`).
+    for each other, as one product's threads do at every synchronisation (see `threads.one_thread`).
     Above that dim the rounds run one after another on torch's threads, as before.
     """
     plan0 = next(iter(plans.values()))

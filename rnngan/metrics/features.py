@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from rnngan.io import log, progress
-from rnngan.metrics.fid import parallel_map
+from rnngan.metrics.threads import PARALLEL_BATCHES, parallel_map
 
 # Bump when anything that changes randinit's numbers changes (layers, seed, init, resize):
 # caches of features and statistics key on the extractor's `name`.
@@ -43,7 +43,6 @@ RANDINIT_LAYERS: tuple[tuple[int, int, int, int], ...] = (
     (256, 256, 3, 2),         # state size. 256 x 4 x 4
 )
 PIXELS_SIZE = 16
-PARALLEL_BATCHES = 4          # CPU: batches extracted at once (memory: one batch's activations each)
 
 
 class FeatureExtractor(torch.nn.Module):
@@ -225,7 +224,7 @@ def extract_features(name: str, images: np.ndarray, batch_size: int = 250, devic
 
     starts = range(0, n, batch_size)
     if device.type == "cpu":
-        # batches side by side, torch's threads shared among them (fid.parallel_map): on 2 cores
+        # batches side by side, torch's threads shared among them (threads.parallel_map): on 2 cores
         # two batches on one thread each, a quarter faster than one batch on two threads, and
         # the same numbers (tests). At most PARALLEL_BATCHES at once: each holds its activations.
         threads = torch.get_num_threads()
