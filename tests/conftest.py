@@ -10,6 +10,19 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("RNNGAN_NO_PROGRESS", "1")
 
 
+def benchmark_module(name: str):
+    """benchmarks/<name>.py imported as module `name` for a test module's fixture (yield from it):
+    registered in sys.modules while in use, since dataclasses look their module up there."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, PROJECT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
 @pytest.fixture
 def server():
     """A loopback HTTP server on 127.0.0.1 (tests/loopback.py); routes are set per test."""

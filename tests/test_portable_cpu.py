@@ -1,23 +1,14 @@
 """The pure helpers of benchmarks/portable_cpu.py: a child's environment, the weights hash and the
 reading of MKL_VERBOSE / ONEDNN_VERBOSE output. (The benchmark itself trains; it is not run here.)"""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "portable_cpu.py"
+from conftest import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def pc():
-    spec = importlib.util.spec_from_file_location("portable_cpu", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module   # note: its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield from benchmark_module("portable_cpu")
 
 
 def test_child_env_clears_inherited_kernel_switches(pc, monkeypatch):
