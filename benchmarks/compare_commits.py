@@ -56,8 +56,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # What may differ between two runs of the same behaviour on the same machine, skipped by key name at
 # any depth (the whole subtree under "environment"): timing; the machine and library versions; the
-# commit itself; and the ONNX file's size and hash (the exporter records source locations, so the
-# file changes when a module moves; max_abs_diff against the eager generator is still compared).
+# commit itself; and the ONNX file's size and hash (the exporter writes each node's source file path
+# and module class into it, pkg.torch.onnx.stack_trace and class_hierarchy, so two worktrees of one
+# commit already differ there; max_abs_diff against the eager generator is still compared).
 IGNORED_KEYS = frozenset({
     "seconds", "train_seconds", "images_per_s",      # timing: train.json, comparison, attributes summary
     "environment", "torch", "onnxruntime",           # machine and versions: train.json, exports/generator.json
