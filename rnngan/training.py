@@ -269,6 +269,7 @@ class Dist:
     rank: int = 0
     local_rank: int = 0
     world: int = 1
+    device: torch.device = torch.device("cpu")     # the process group's: this rank's GPU with NCCL, CPU with gloo
 
     @property
     def main(self) -> bool:
@@ -292,7 +293,33 @@ def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), local_rank, dist.get_world_size()), device
+    return Dist(dist.get_rank(), local_rank, dist.get_world_size(), device), device
+
+
+COLLECTIVE_OPS = ("sum", "min", "max")
+
+
+@torch.no_grad()
+def all_reduce_(tensor: torch.Tensor, d: Dist, op: str = "sum") -> torch.Tensor:
+    """Reduce `tensor` over the processes, in place, and return it: every collective of training
+    goes through here. The reduction runs on the process group's device (`d.device`), where the
+    tensor is moved first if it lives elsewhere and copied back after.
+
+    note: NCCL takes CUDA tensors only; per-step statistics moved to the CPU for logging and then
+    reduced killed every multi-GPU run at its first log step, while gloo, the only backend the
+    tests can run, takes either.
+    """
+    if op not in COLLECTIVE_OPS:
+        raise ValueError(f"all_reduce_: op {op!r}; allowed: {', '.join(COLLECTIVE_OPS)}")
+    if d.world == 1:
+        return tensor
+    import torch.distributed as dist
+
+    on_group = tensor if tensor.device == d.device else tensor.to(d.device)
+    dist.all_reduce(on_group, {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}[op])
+    if on_group is not tensor:
+        tensor.copy_(on_group)
+    return tensor
 
 
 @torch.no_grad()
@@ -301,25 +328,18 @@ def average_buffers(module: torch.nn.Module, d: Dist) -> None:
     note in `train`): average them before they are sampled from or saved."""
     if d.world == 1:
         return
-    import torch.distributed as dist
-
     for b in module.buffers():
         if b.is_floating_point():
-            dist.all_reduce(b)
-            b.div_(d.world)
+            all_reduce_(b, d).div_(d.world)
 
 
 def check_ranks_agree(model: torch.nn.Module, d: Dist) -> None:
     """DDP keeps every process's weights equal; check it before saving rank 0's copy."""
     if d.world == 1:
         return
-    import torch.distributed as dist
-
     with torch.no_grad():
         total = torch.stack([p.double().sum() for p in model.parameters()]).sum().reshape(1)
-        lo, hi = total.clone(), total.clone()
-        dist.all_reduce(lo, dist.ReduceOp.MIN)
-        dist.all_reduce(hi, dist.ReduceOp.MAX)
+        lo, hi = all_reduce_(total.clone(), d, "min"), all_reduce_(total.clone(), d, "max")
     if lo.item() != hi.item():
         raise TrainingError(f"the {d.world} processes' generator weights diverged ({lo.item()} vs {hi.item()})")
 
@@ -683,12 +703,8 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
         nonlocal pending
         if not pending:
             return
-        values = torch.stack([s for _, s in pending]).cpu()
-        if d.world > 1:
-            import torch.distributed as dist
-
-            dist.all_reduce(values)
-            values /= d.world
+        # reduced where the statistics live (the process group's device), then read back
+        values = (all_reduce_(torch.stack([s for _, s in pending]), d) / d.world).cpu()
         for (step, _), row in zip(pending, values.tolist()):
             if not all(np.isfinite(row)):
                 bad = ", ".join(f"{k}={v}" for k, v in zip(STATS, row) if not np.isfinite(v))

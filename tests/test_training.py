@@ -283,3 +283,54 @@ def test_the_train_stage_lists_every_train_param_but_the_seeds(tmp_path):
     assert listed == {f"train.{f.name}" for f in dataclasses.fields(TrainParams) if f.name != "seeds"}
     assert "seed" not in stage["params"] and stage["matrix"] == {"cell": "${model.variants}",
                                                                   "seed": "${train.seeds}"}
+
+
+# -- every collective on the process group's device --------------------------------------------
+
+TENSOR_COLLECTIVES = {"all_reduce", "reduce", "all_gather", "all_gather_into_tensor", "broadcast",
+                      "reduce_scatter", "reduce_scatter_tensor", "all_to_all", "all_to_all_single"}
+
+
+def test_every_tensor_collective_of_the_package_goes_through_all_reduce_():
+    """NCCL takes CUDA tensors only: a collective called on its own (the log flush reduced
+    statistics it had moved to the CPU) kills multi-GPU training, and gloo, all CI can run,
+    takes either. So every tensor collective goes through training.all_reduce_, which moves the
+    tensor to the process group's device."""
+    import ast
+
+    calls = []
+    for path in sorted((PROJECT / "rnngan").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in TENSOR_COLLECTIVES and fn.name != "all_reduce_"):
+                    calls.append(f"{path.relative_to(PROJECT)}:{node.lineno} {fn.name}: .{node.func.attr}(...)")
+    assert not calls, "tensor collectives outside training.all_reduce_:\n" + "\n".join(calls)
+
+
+def test_all_reduce_runs_on_the_group_device_in_place(monkeypatch):
+    import torch.distributed as dist
+
+    from rnngan.training import Dist, all_reduce_
+
+    seen = []
+
+    def fake_all_reduce(tensor, op=dist.ReduceOp.SUM):      # a group of 2 equal ranks on its device only
+        if tensor.device != torch.device("cpu"):
+            raise RuntimeError(f"this group takes tensors on cpu, got {tensor.device}")
+        seen.append(op)
+        tensor.mul_(2) if op == dist.ReduceOp.SUM else None
+
+    monkeypatch.setattr(dist, "all_reduce", fake_all_reduce)
+    d = Dist(rank=0, world=2, device=torch.device("cpu"))
+    t = torch.tensor([1.0, 3.0])
+    assert all_reduce_(t, d) is t and t.tolist() == [2.0, 6.0]
+    assert all_reduce_(torch.ones(1), d, "max").tolist() == [1.0]
+    assert seen == [dist.ReduceOp.SUM, dist.ReduceOp.MAX]
+    single = torch.ones(2)
+    assert all_reduce_(single, Dist()) is single and seen == [dist.ReduceOp.SUM, dist.ReduceOp.MAX]   # one process
+    with pytest.raises(ValueError, match="op 'mean'"):
+        all_reduce_(t, d, "mean")
