@@ -165,6 +165,11 @@ def check(params: Path = typer.Option(Path("params.yaml"), help="params file to 
         p = load_params(params)
     except ParamsError as exc:
         _fail(str(exc))
+    missing = params_dvc_lacks(params)
+    if missing:
+        _fail(f"{params} lacks {', '.join(missing[:4])}{f' and {len(missing) - 4} more' if len(missing) > 4 else ''}, "
+              f"which the stages in {params.parent / 'dvc.yaml'} read: `dvc repro` would stop on them (\"Missing "
+              "params\"), though the code has defaults; add them (the project's params.yaml has every key)")
     problems = machine_problems(p)
     if problems:
         name = _command_name(get_current_context())
@@ -173,6 +178,40 @@ def check(params: Path = typer.Option(Path("params.yaml"), help="params file to 
         raise typer.Exit(EXIT_USER_ERROR)
     typer.echo(yaml.safe_dump(p.to_dict(), sort_keys=False).rstrip())
     typer.echo(f"# {params}: valid; headline cell '{p.model.cell}' of {p.model.variants}")
+
+
+def params_dvc_lacks(params: Path) -> list[str]:
+    """The params that the stages of the dvc.yaml beside `params` read and the file lacks, dotted.
+    The code fills a missing key with its default, but DVC reads each stage's params from the
+    file itself and stops on a missing one. Empty without a dvc.yaml there."""
+    import yaml
+
+    dvc_yaml = params.parent / "dvc.yaml"
+    if not dvc_yaml.is_file():
+        return []
+    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages") or {}
+    wanted: list[str] = []
+
+    def collect(node) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "params" and isinstance(value, list):
+                    wanted.extend(v for v in value if isinstance(v, str) and "${" not in v)
+                else:
+                    collect(value)
+
+    collect(stages)
+    raw = yaml.safe_load(params.read_text()) or {}
+
+    def present(dotted: str) -> bool:
+        node = raw
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    return sorted({w for w in wanted if not present(w)})
 
 
 @app.command()

@@ -315,3 +315,21 @@ def test_probe_ranks_a_generator_beside_real_images_and_collapse_lowers_it(tmp_p
     for wrong in ("g.pt", "floats.npy"):
         bad = runner.invoke(app, ["probe", str(tmp_path / "g.pt"), "--real", str(tmp_path / wrong)])
         assert bad.exit_code == 2 and "--real" in bad.stderr and "Traceback" not in bad.output, bad.output
+
+
+def test_check_refuses_a_params_file_that_lacks_what_dvc_yaml_reads(tmp_path):
+    """The code fills a missing key with its default, but `dvc repro` reads each stage's params
+    from the file and stops: an empty params.yaml was reported valid."""
+    import shutil
+
+    shutil.copy(PROJECT / "dvc.yaml", tmp_path / "dvc.yaml")
+    (tmp_path / "params.yaml").write_text("")
+    r = runner.invoke(app, ["check", "--params", str(tmp_path / "params.yaml")])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "lacks attributes, augment, data.count" in r.stderr and "Missing params" in r.stderr
+    full = (PROJECT / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(full.replace("  mode_seeking:", "  # mode_seeking:"))
+    r = runner.invoke(app, ["check", "--params", str(tmp_path / "params.yaml")])
+    assert r.exit_code == 2 and "lacks train.mode_seeking, which the stages in" in r.stderr
+    (tmp_path / "params.yaml").write_text(full)
+    assert runner.invoke(app, ["check", "--params", str(tmp_path / "params.yaml")]).exit_code == 0
