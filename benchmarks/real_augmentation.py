@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rnngan.config import load_params  # noqa: E402
 from rnngan.data.augment import augment_images  # noqa: E402
 from rnngan.io import set_threads  # noqa: E402
-from rnngan.screen import cpu_name  # noqa: E402
+from rnngan.environment import cpu_model  # noqa: E402
 from rnngan.training import Dist, Run, TrainConfig  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     threads = set_threads(params.train.threads)
-    print(f"CPU: {cpu_name()}, {threads} threads, torch {torch.__version__}")
+    print(f"CPU: {cpu_model()}, {threads} threads, torch {torch.__version__}")
     real = torch.rand(params.train.batch_size, 3, params.data.image_size, params.data.image_size) * 2 - 1
     for variant in args.variants:
         base = TrainConfig.from_params(params, variant, 0)

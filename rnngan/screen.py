@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from rnngan.environment import cpu_model
 from rnngan.config import PAIR, ParamsError, parse_params, split_variant
 from rnngan.io import atomic_path, log
 
@@ -147,16 +147,6 @@ def reproduce_command(row: dict) -> str:
     return (f"git checkout {row['commit'][:12]} && dvc exp run " + " ".join(f"-S {shlex.quote(s)}" for s in sets))
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 # --- runs.csv and the recipe page ---------------------------------------------------------------
 
 def read_rows(path: Path) -> list[dict]:
@@ -234,7 +224,7 @@ def row_of(cfg: Config, seed: int, commit: str, profile: str, plan: str, metrics
     ok = a.get("available")
     return {
         "config": cfg.name, "g": cfg.g, "d": cfg.d, "seed": seed, "steps": cfg.steps, "commit": commit,
-        "cpu": cpu_name(), "train_s": train.get("seconds"), "fid": metrics["fid"], "kid": metrics["kid"],
+        "cpu": cpu_model(), "train_s": train.get("seconds"), "fid": metrics["fid"], "kid": metrics["kid"],
         "precision": metrics["precision"], "recall": metrics["recall"], "density": metrics["density"],
         "coverage": metrics["coverage"], "attr_tv": a.get("tv_mean") if ok else "",
         "attr_modes": a["modes"]["produced"] if ok else "", "real_modes": a["modes"]["real_modes"] if ok else "",
