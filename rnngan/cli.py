@@ -421,8 +421,8 @@ def compare(
 @app.command()
 def screen(plan: Path = typer.Argument(..., help="a plan file (YAML): named configurations with g, d, seeds, "
                                                  "steps and params overrides; see docs/recipe/plans/"),
-           commit: str = typer.Option("HEAD", help="the commit every run of this call uses (its own git worktree "
-                                                   "under .screen/)"),
+           commit: str = typer.Option(None, help="the commit every run of this call uses (its own git worktree "
+                                                 "under .screen/); default: the plan's `commit`, else HEAD"),
            runs: Path = typer.Option(Path("docs/recipe/runs.csv"), help="the table a row is appended to the "
                                                                          "moment its run finishes"),
            recipe: Path = typer.Option(Path("docs/recipe.md"), help="the page whose run tables are re-rendered "

@@ -145,7 +145,7 @@ class ModelParams:
     match_params: bool = False
     # Generator knobs (the recipe screen, docs/recipe.md): the recurrent decoder reads z at every
     # step (GRAN); self-modulated BatchNorm in every generator (Chen et al. 2019)
-    z_decoder: bool = False
+    z_decoder: bool = True
     modulation: bool = False
     # spectral normalisation of every weight of every generator, its cell's too (SAGAN, BigGAN)
     g_spectral: bool = False
@@ -168,17 +168,17 @@ class TrainParams:
     mode_seeking: float = _check(non_negative, 0.0)   # weight of MSGAN's mode-seeking term in G's loss (0 = off)
     # The objective (rnngan/losses.py) and D's regularisers: R1 on real and R2 on generated
     # images (gamma of each; 0 = off), applied every reg_every steps with that gain.
-    loss: str = _check(one_of(*LOSSES), "ns")
-    r1: float = _check(non_negative, 0.0)
-    r2: float = _check(non_negative, 0.0)
-    reg_every: int = _check(positive, 1)
+    loss: str = _check(one_of(*LOSSES), "rpgan")
+    r1: float = _check(non_negative, 0.1)
+    r2: float = _check(non_negative, 0.1)
+    reg_every: int = _check(positive, 4)
     d_norm: str = _check(one_of(*D_NORMS), "batch")
     # The EMA generator's half-life in training images (StyleGAN2-ADA's ema_kimg x 1000; 0: no
     # averaging), capped during the ramp-up at ema_rampup x the images seen (null: no ramp-up).
     ema_images: int = _check(non_negative, 10000)
     ema_rampup: float | None = _check(lambda v: None if v is None or 0 < v <= 1 else "must be > 0 and <= 1, or null",
                                       0.05)
-    real_label: float = _check(lambda v: None if 0.5 < v <= 1 else "must be > 0.5 and <= 1", 0.9)
+    real_label: float = _check(lambda v: None if 0.5 < v <= 1 else "must be > 0.5 and <= 1", 1.0)
     log_every: int = _check(positive, 10)
     grid_every: int = _check(positive, 100)
     checkpoint_every: int = _check(positive, 100)
@@ -329,11 +329,6 @@ def parse_params(raw: Any) -> Params:
             "augmentation instead of the data (Karras et al. 2020, ADA: the policy does not leak while each image "
             "goes through it with probability below 1). Set augment.p below 1 (0.8 at most is safe), or switch "
             "the ops off")
-    if params.train.compile and (params.train.r1 > 0 or params.train.r2 > 0):
-        raise ParamsError(
-            f"train.compile=true with train.r1={params.train.r1}, train.r2={params.train.r2}: the R1/R2 penalty "
-            "needs D's double backward, which torch.compile does not support; set train.compile=false or the "
-            "penalties to 0")
     if params.data.dataset == "synthfaces" and params.data.source is not None:
         raise ParamsError(
             f"data.source={params.data.source!r}: synthfaces is drawn, not read; "

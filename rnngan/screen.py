@@ -37,7 +37,7 @@ COLUMNS = ("config", "g", "d", "seed", "steps", "commit", "cpu", "train_s", "fid
            "profile", "plan", "variant", "finished")
 KEY = ("config", "seed", "steps", "commit")      # a row already there with these is not run again
 BEGIN, END = "<!-- screen:begin (rendered by rnngan screen; edit outside these lines) -->", "<!-- screen:end -->"
-PLAN_KEYS = {"name", "profile", "steps", "seeds", "overrides", "configs", "description"}
+PLAN_KEYS = {"name", "profile", "steps", "seeds", "overrides", "configs", "description", "commit"}
 CONFIG_KEYS = {"name", "g", "d", "seeds", "steps", "overrides", "why"}
 
 
@@ -64,6 +64,9 @@ class Plan:
     name: str
     profile: str
     configs: tuple[Config, ...]
+    # the commit whose params.yaml the overrides change (a plan written against one baseline
+    # keeps it when the defaults move on); None: whatever --commit says, HEAD by default
+    commit: str | None = None
 
 
 def _mapping(obj: Any, where: str, allowed: set[str]) -> dict:
@@ -111,7 +114,10 @@ def load_plan(path: Path) -> Plan:
             except ParamsError as exc:
                 raise ScreenError(f"{path}: config {name}: {exc}") from None
         configs.append(cfg)
-    return Plan(str(raw.get("name") or path.stem), str(raw.get("profile") or "long"), tuple(configs))
+    commit = raw.get("commit")
+    if commit is not None and not (isinstance(commit, str) and commit.strip()):
+        raise ScreenError(f"{path}: commit must be a commit id (a string), got {commit!r}")
+    return Plan(str(raw.get("name") or path.stem), str(raw.get("profile") or "long"), tuple(configs), commit)
 
 
 def _default_params(plan_path: Path) -> dict:
@@ -287,10 +293,12 @@ def run_one(wt: Path, cfg: Config, seed: int, log_path: Path) -> tuple[dict, dic
     return metrics, train
 
 
-def pending(plan_path: Path, repo: Path, runs_csv: Path, commit: str = "HEAD",
+def pending(plan_path: Path, repo: Path, runs_csv: Path, commit: str | None = None,
             only: list[str] | None = None) -> tuple[Plan, str, list[tuple[Config, int]]]:
-    """The plan, the commit it runs at, and its (configuration, seed) pairs not yet in runs_csv."""
+    """The plan, the commit it runs at (`commit`, else the plan's own, else HEAD), and its
+    (configuration, seed) pairs not yet in runs_csv."""
     plan = load_plan(plan_path)
+    commit = commit or plan.commit or "HEAD"
     if only and set(only) - {c.name for c in plan.configs}:
         raise ScreenError(f"--only {', '.join(sorted(set(only) - {c.name for c in plan.configs}))}: no such "
                           f"configuration in {plan_path}; it has {', '.join(c.name for c in plan.configs)}")
@@ -306,7 +314,7 @@ def pending(plan_path: Path, repo: Path, runs_csv: Path, commit: str = "HEAD",
     return plan, sha, jobs
 
 
-def run_plan(plan_path: Path, repo: Path, runs_csv: Path, recipe_md: Path, commit: str = "HEAD",
+def run_plan(plan_path: Path, repo: Path, runs_csv: Path, recipe_md: Path, commit: str | None = None,
              only: list[str] | None = None, dry_run: bool = False) -> list[dict]:
     """Run every (configuration, seed) of the plan not yet in runs_csv; returns the new rows.
     A failed run is logged and the plan goes on; ScreenError at the end names the failures."""

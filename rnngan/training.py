@@ -39,6 +39,9 @@ GRID_COUNT = 64  # fixed-noise grid: 8 x 8
 # The EMA generator's BatchNorm statistics: averaged over this many batches of this fixed noise,
 # a function of its weights alone (the same for every run and seed).
 BN_BATCHES = 16
+# The progress grids every grid_every steps need only a picture: their statistics come from fewer
+# batches (the statistics are reset at every recompute, so what sampling and export use is unchanged).
+GRID_BN_BATCHES = 4
 BN_NOISE_SEED = 20240601
 CHECKPOINT_FORMAT = "rnngan-checkpoint/1"
 # Per-step statistics kept on the device and read back only when logging (no sync per step).
@@ -473,6 +476,8 @@ class Run:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.G_train = DDP(self.G_train, device_ids=ids, broadcast_buffers=False)
             self.D_train = DDP(self.D_train, device_ids=ids, broadcast_buffers=False)
+        # The R1/R2 steps need D's double backward, which compiled code lacks: they call D uncompiled
+        self.D_reg = self.D_train
         if self.cfg.compile:
             self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
 
@@ -495,10 +500,11 @@ class Run:
         if regularise:
             real_in = real.detach().requires_grad_(cfg.r1 > 0)
             fake_in = fake_d.detach().requires_grad_(cfg.r2 > 0)
-            # note: the penalty needs D's double backward, which cuDNN's fused RNN and the compiled
-            # SRU recurrence lack: this forward runs the cell step by step, on CUDA too
+            # note: the penalty needs D's double backward, which cuDNN's fused RNN, the compiled
+            # SRU recurrence and torch.compile lack: this forward runs D uncompiled and the cell
+            # step by step, on CUDA too
             with _autocast(device, cfg.precision):
-                real_logits, fake_logits = self.D_train(real_in, fake_in, fused=False)
+                real_logits, fake_logits = self.D_reg(real_in, fake_in, fused=False)
             loss_d = loss_fn.d(real_logits.float(), fake_logits.float(), cfg.real_label)
             penalty = loss_d.new_zeros(())
             if cfg.r1 > 0:
@@ -719,6 +725,7 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
     def run_step_saved() -> int:
         return int(load_checkpoint(ckpt)["step"]) if ckpt.exists() else 0
 
+    final_stats = False   # whether G_ema holds its final BatchNorm statistics already
     for real in loader.iterate(run.step + 1, cfg.steps):
         # The global batch's noise, drawn identically on every process; each takes its share.
         z = torch.randn(cfg.batch_size, cfg.net.z_dim, device=device)[d.rank * share:(d.rank + 1) * share]
@@ -741,7 +748,10 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
             window_start, window_first = now, step
         if step % cfg.grid_every == 0 or last:
             if d.main:
-                recompute_batchnorm(run.G_ema, cfg.batch_size, device)
+                # the last step's statistics are the final ones, recomputed once below
+                recompute_batchnorm(run.G_ema, cfg.batch_size, device,
+                                    batches=BN_BATCHES if last else GRID_BN_BATCHES)
+                final_stats = last
                 with torch.no_grad():
                     grid = to_uint8(run.G_ema(fixed_z))
                 save_grid(grid, work_dir / "grids" / f"step_{step:06d}.png")
@@ -755,7 +765,8 @@ def train(cfg: TrainConfig, data_path: Path, out_dir: Path, work_dir: Path | Non
     if d.world > 1:
         average_buffers(run.G, d)
         check_ranks_agree(run.G, d)
-    recompute_batchnorm(run.G_ema, cfg.batch_size, device)   # what sampling and export use
+    if not final_stats:   # what sampling and export use (the last grid computed them on the main process)
+        recompute_batchnorm(run.G_ema, cfg.batch_size, device)
     summary = {"cell": cfg.net.cell, "seed": cfg.seed, "params_g": n_g, "params_d": n_d, "steps": cfg.steps,
                "batch_size": cfg.batch_size, "seconds": round(run.seconds, 2),
                "images_per_s": round((cfg.steps - first_step + 1) * cfg.batch_size

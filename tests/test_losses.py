@@ -89,7 +89,7 @@ def test_params_pick_the_loss_the_penalties_and_the_norm_and_refuse_what_does_no
     with pytest.raises(ParamsError, match="train.loss='wgan' must be one of: ns, hinge, rpgan"):
         parse_params({"train": {"loss": "wgan"}})
     with pytest.raises(ParamsError, match="train.real_label=0.9 .*belongs to the ns loss; set train.real_label=1"):
-        parse_params({"train": {"loss": "hinge"}})
+        parse_params({"train": {"loss": "hinge", "real_label": 0.9}})
     with pytest.raises(ParamsError, match="train.d_norm='layer' must be one of: batch, spectral, none"):
         parse_params({"train": {"d_norm": "layer"}})
     with pytest.raises(ParamsError, match=r"train.r1=-1.0 must be >= 0"):

@@ -282,13 +282,29 @@ def test_a_policy_that_always_applies_is_refused_as_leaking():
     assert parse_params(raw).augment.p == 1.0            # nothing to leak
 
 
-def test_compile_with_a_gradient_penalty_is_refused():
+def test_compile_with_a_gradient_penalty_runs_the_penalty_steps_uncompiled(monkeypatch):
+    """torch.compile has no double backward: with train.compile the R1/R2 steps call D bare, the
+    other steps the compiled D (a stand-in for torch.compile records which steps used it)."""
     raw = raw_params()
-    raw["train"].update(compile=True, r1=1.0)
-    with pytest.raises(ParamsError, match="train.compile=true.*double backward"):
-        parse_params(raw)
-    raw["train"]["r1"] = 0.0
+    raw["train"].update(compile=True, r1=1.0, r2=1.0)
     assert parse_params(raw).train.compile
+    compiled_calls = []
+
+    class Compiled(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args, **kw):
+            compiled_calls.append(run.step + 1)
+            return self.inner(*args, **kw)
+    monkeypatch.setattr(torch, "compile", Compiled)
+    run = _run(loss="rpgan", real_label=1.0, r1=1.0, r2=1.0, reg_every=2, compile=True)
+    run.wrap(Dist())
+    for _ in range(4):
+        run.train_step(torch.rand(8, 3, 16, 16) * 2 - 1, torch.randn(8, 8))
+    # G's compiled forward every step; D's compiled pair only on steps 1 and 3 (2 and 4 regularise)
+    assert compiled_calls == [1, 1, 2, 3, 3, 4]
 
 
 def test_copies_belong_to_the_cached_real_side():

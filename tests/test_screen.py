@@ -75,6 +75,21 @@ def test_a_bad_plan_is_refused_before_any_run_naming_what(tmp_path, change, mess
         load_plan(plan_file(tmp_path, text))
 
 
+def test_a_plan_pins_its_baseline_commit_and_commit_overrides_it(tmp_path):
+    """A plan written against one params.yaml keeps running at that commit after the defaults move."""
+    first = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=PROJECT, capture_output=True,
+                           text=True, check=True).stdout.split()[0]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    path = plan_file(tmp_path, GOOD.replace("name: two\n", f"name: two\ncommit: {first[:12]}\n"))
+    assert load_plan(path).commit == first[:12]
+    assert screen.pending(path, PROJECT, tmp_path / "runs.csv")[1] == first
+    assert screen.pending(path, PROJECT, tmp_path / "runs.csv", "HEAD")[1] == head
+    assert screen.pending(plan_file(tmp_path, GOOD), PROJECT, tmp_path / "runs.csv")[1] == head
+    with pytest.raises(ScreenError, match="commit must be a commit id"):
+        load_plan(plan_file(tmp_path, GOOD.replace("name: two\n", "name: two\ncommit: [1]\n")))
+
+
 def fake_metrics(fid: float) -> dict:
     return {"fid": fid, "kid": 0.01, "precision": 0.5, "recall": 0.4, "density": 0.6, "coverage": 0.3,
             "attributes": {"available": True, "tv_mean": 0.05,
