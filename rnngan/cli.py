@@ -447,6 +447,30 @@ def screen(plan: Path = typer.Argument(..., help="a plan file (YAML): named conf
     typer.echo(f"{len(rows)} new rows in {runs}")
 
 
+@app.command("repro")
+def repro_command(jobs: int = typer.Option(1, "--jobs", "-j", help="runs (variant, seed) at once; on CPU the cores "
+                                                                 "are split between them"),
+                  gpus: str = typer.Option(None, help="comma-separated CUDA device ids, one per concurrent run "
+                                                     "(e.g. 0,1,2,3); --jobs defaults to their number"),
+                  ) -> None:
+    """`dvc repro` with the independent runs N at a time: the shared stages once, then each run's
+    train, sample and analyze stages as `dvc repro --single-item` (N chains at once, each on its own
+    cores or GPU), then `dvc repro` for the rest. The same dvc.lock as a serial `dvc repro` with the
+    same threads per run; a failed stage stops the others, and rerunning resumes."""
+    from rnngan.parallel import ReproError, repro
+
+    devices = None
+    if gpus is not None:
+        devices = [g.strip() for g in gpus.split(",") if g.strip()]
+        if jobs == 1:
+            jobs = len(devices) or 1
+    try:
+        done = repro(Path.cwd(), jobs, devices)
+    except ReproError as exc:
+        _fail(str(exc))
+    typer.echo(f"rnngan repro: {len(done['runs'])} runs trained and scored, {jobs} at a time; dvc.lock is up to date")
+
+
 @app.command()
 def info(params: Path = typer.Option(Path("params.yaml"), help="params file to check")) -> None:
     """Print what a bug report needs: versions (python, torch, dvc, numpy, ...), the CPU and its
