@@ -471,6 +471,43 @@ def repro_command(jobs: int = typer.Option(1, "--jobs", "-j", help="runs (varian
     typer.echo(f"rnngan repro: {len(done['runs'])} runs trained and scored, {jobs} at a time; dvc.lock is up to date")
 
 
+@app.command("cluster")
+def cluster_command(
+        engine: str = typer.Option(..., help="submitit (SLURM job array; --local: subprocesses here) or ray"),
+        local: bool = typer.Option(False, "--local", help="submitit's local executor instead of SLURM"),
+        slurm: list[str] = typer.Option([], help="a submitit SLURM parameter as KEY=VALUE, repeatable "
+                                                 "(e.g. slurm_partition=gpu, gpus_per_node=1, timeout_min=600)"),
+        address: str = typer.Option(None, help="the Ray cluster to join (e.g. auto); default: a local Ray"),
+        gpus_per_task: float = typer.Option(0, help="Ray: GPUs per task (1 on a GPU cluster)"),
+        cpus_per_task: float = typer.Option(1, help="Ray: CPUs per task"),
+        repo: str = typer.Option(None, help="the git repository the tasks clone (default: this one, fine "
+                                            "on a shared filesystem)"),
+        workdir: str = typer.Option(None, help="where tasks make their clones (default: the system's temp folder)"),
+) -> None:
+    """The independent runs as cluster tasks through an existing engine, DVC keeping the books: the
+    shared stages here and `dvc push`; each task clones this commit, pulls its inputs, runs its
+    run's train, sample and analyze with `dvc repro --single-item` and pushes with
+    `--run-cache`; then here `dvc pull --run-cache` and `dvc repro` restore every run without
+    retraining. Needs a default DVC remote both sides reach, and params and code committed."""
+    from rnngan.cluster import ClusterError, cluster
+
+    params: dict = {}
+    for item in slurm:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--slurm {item!r}: expected KEY=VALUE, e.g. --slurm slurm_partition=gpu")
+        params[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
+    try:
+        done = cluster(Path.cwd(), engine, repo=repo, workdir=workdir, local=local, slurm=params,
+                       address=address, gpus=gpus_per_task, cpus=cpus_per_task)
+    except ClusterError as exc:
+        _fail(str(exc))
+    except ImportError as exc:
+        _fail(f"--engine {engine}: {exc.name} is not installed (pip install {exc.name})")
+    typer.echo(f"rnngan cluster: {len(done['runs'])} runs computed by {engine} tasks and restored from the "
+               "run-cache; dvc.lock is up to date")
+
+
 @app.command()
 def info(params: Path = typer.Option(Path("params.yaml"), help="params file to check")) -> None:
     """Print what a bug report needs: versions (python, torch, dvc, numpy, ...), the CPU and its

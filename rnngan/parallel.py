@@ -41,10 +41,11 @@ class ReproError(UserError):
 @dataclass(frozen=True)
 class Layout:
     """The stage graph cut into phases: `upstream` before the runs, `chains` (run -> its stages in
-    order), and `rest` after them."""
+    order), and `rest` after them; `inputs` are the upstream stages a chain reads directly."""
     upstream: tuple[str, ...]
     chains: dict[str, tuple[str, ...]]
     rest: tuple[str, ...]
+    inputs: tuple[str, ...] = ()
 
 
 def layout(root: Path) -> Layout:
@@ -62,10 +63,12 @@ def layout(root: Path) -> Layout:
                 runs.setdefault(name.split("@", 1)[1], []).append(stage)
         in_chain = {s for chain in runs.values() for s in chain}
         upstream = {dep for stage in in_chain for dep in nx.descendants(graph, stage)} - in_chain
+        inputs = {dep for stage in in_chain for dep in graph.successors(stage)} - in_chain
         order = list(reversed(list(nx.topological_sort(graph))))   # dependencies first
         chains = {run: tuple(names[s] for s in order if s in set(chain)) for run, chain in sorted(runs.items())}
         return Layout(tuple(names[s] for s in order if s in upstream), chains,
-                      tuple(names[s] for s in order if s not in upstream and s not in in_chain))
+                      tuple(names[s] for s in order if s not in upstream and s not in in_chain),
+                      tuple(names[s] for s in order if s in inputs))
 
 
 def stale(root: Path, env: dict) -> set[str]:
