@@ -129,6 +129,11 @@ def _claims(m: dict) -> dict[str, bool]:
         "recurrent generators have recall near zero": bool(recurrent) and all(c["recall"] < 0.05 for c in recurrent),
         "DCGAN covers more of the real data": bool(dcgan) and all(
             dcgan["coverage"] > c["coverage"] and dcgan["recall"] > c["recall"] for c in recurrent),
+        "`lstm` has the highest coverage": "lstm" in cells and all(
+            cells["lstm"]["coverage"] >= c["coverage"] for c in cells.values()),
+        "DCGAN produces the most joint attribute modes": bool(dcgan) and all(
+            dcgan["attr_modes"] >= c["attr_modes"] for c in cells.values()),
+        "`lstm` has the lowest mean FID": "lstm" in cells and all(cells["lstm"]["fid"] <= c["fid"] for c in cells.values()),
     }
 
 
@@ -144,8 +149,11 @@ def test_claims_check_catches_a_claim_the_numbers_do_not_support():
     m = json.loads(METRICS.read_text())
     m["cells"]["lstm"]["fid_tier"] = 2
     m["cells"]["gru"]["recall"] = 0.5
+    m["cells"]["sru"]["coverage"] = 0.9
+    m["cells"]["sru"]["attr_modes"] = 0.99
     claims = _claims(m)
     assert not claims["FID and KID separate no variant"] and not claims["recurrent generators have recall near zero"]
+    assert not claims["`lstm` has the highest coverage"] and not claims["DCGAN produces the most joint attribute modes"]
 
 
 # --- the commands ------------------------------------------------------------------------------
