@@ -487,7 +487,7 @@ def cluster_command(
     """The independent runs as cluster tasks through an existing engine, DVC keeping the books: the
     shared stages here and `dvc push`; each task clones this commit, pulls its inputs, runs its
     run's train, sample and analyze with `dvc repro --single-item` and pushes with
-    `--run-cache`; then here `dvc pull --run-cache` and `dvc repro` restore every run without
+    `--run-cache`; then here `dvc repro --pull` restores every run from the run-cache without
     retraining. Needs a default DVC remote both sides reach, and params and code committed."""
     from rnngan.cluster import ClusterError, cluster
 

@@ -10,9 +10,9 @@ maintainers describe it for parallel and remote execution:
    this workspace's `dvc.lock` written into it (the shared stages' hashes), `dvc pull` of the
    shared stages' outputs, each stage of its run's chain (train@<run>, sample@<run>,
    analyze@<run>) as `dvc repro --single-item`, then `dvc push --run-cache`; the clone is removed;
-3. here again: `dvc pull --run-cache` and `dvc repro`, which finds every run in the run-cache and
-   checks its outputs out instead of training (the compare, held-out, report and export stages
-   run here).
+3. here again: `dvc repro --pull`, which finds every run in the remote's run-cache and pulls
+   and checks out its outputs instead of training (the compare, held-out, report and export
+   stages run here).
 
 It needs a DVC remote that both sides reach (`dvc remote add -d store /shared/dvc-store`, or
 S3, SSH, ...) and a git repository the tasks can clone (`--repo`, default this one: fine on a
@@ -22,6 +22,7 @@ workspace (only `dvc.lock` travels, since step 1 changes it).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -116,12 +117,22 @@ def prepare(root: Path, repo: str | None, workdir: str | None) -> tuple[list[Tas
     return tasks, env
 
 
-def collect(root: Path, env: dict) -> None:
-    """Step 3: the tasks' results from the run-cache, then the rest of the pipeline here."""
-    _sh([sys.executable, "-m", "dvc", "pull", "--run-cache"], root, env, "dvc pull --run-cache")
-    r = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=root, env=env)
-    if r.returncode != 0:
-        raise ClusterError(f"dvc repro after the tasks exited {r.returncode}")
+def collect(root: Path, env: dict) -> list[str]:
+    """Step 3: `dvc repro --pull`: each run found in the remote's run-cache is checked out (its
+    outputs pulled) instead of run, then the rest of the pipeline runs here. (`dvc pull
+    --run-cache` alone fetches the run-cache entries but not the outputs they name, and fails on
+    the stages not run yet.) Shows DVC's output as it comes; returns the stages DVC restored."""
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--pull"], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    restored = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        found = re.search(r"Stage '([^']+)' is cached - skipping run", line)
+        if found:
+            restored.append(found.group(1))
+    if proc.wait() != 0:
+        raise ClusterError(f"dvc repro --pull after the tasks exited {proc.returncode}")
+    return restored
 
 
 def submit_submitit(tasks: list[Task], folder: Path, local: bool, slurm: dict) -> list[dict]:
@@ -190,7 +201,8 @@ def _first_line(exc: BaseException) -> str:
 
 def cluster(root: Path, engine: str, repo: str | None = None, workdir: str | None = None, local: bool = False,
             slurm: dict | None = None, address: str | None = None, gpus: float = 0, cpus: float = 1) -> dict:
-    """The three steps with one engine; returns {"runs": [...]} (the runs the tasks computed)."""
+    """The three steps with one engine; returns {"runs": the runs the tasks computed, "restored":
+    the stages `dvc repro --pull` checked out from the run-cache instead of running}."""
     if engine not in ENGINES:
         raise ClusterError(f"--engine {engine!r}: one of {', '.join(ENGINES)}")
     root = Path(root).resolve()
@@ -203,5 +215,5 @@ def cluster(root: Path, engine: str, repo: str | None = None, workdir: str | Non
             results = submit_ray(tasks, address, gpus, cpus)
     else:
         results = []
-    collect(root, env)
-    return {"runs": [r["run"] for r in results]}
+    restored = collect(root, env)
+    return {"runs": [r["run"] for r in results], "restored": restored}

@@ -57,10 +57,11 @@ def test_submitit_then_ray_tasks_and_pull_run_cache_train_nothing_here(repo, mon
     import yaml
 
     monkeypatch.chdir(repo.root)
-    monkeypatch.setenv("PYTHONPATH", str(repo.root))
-    monkeypatch.setenv("RNNGAN_NO_PROGRESS", "1")
+    for key in ("PATH", "PYTHONPATH", "RNNGAN_NO_PROGRESS"):   # the stages' `python` is the venv's
+        monkeypatch.setenv(key, repo.env[key])
     done = cluster(repo.root, "submitit", local=True, workdir=str(tmp_path / "clones"))
     assert sorted(done["runs"]) == RUNS
+    assert sorted(done["restored"]) == sorted(f"{s}@{r}" for s in ("train", "sample", "analyze") for r in RUNS)
     _assert_restored_without_training(repo, RUNS)
     assert not list((tmp_path / "clones").iterdir()), "each task removes its clone"
     trained_here = repo.dvc("repro")
@@ -72,6 +73,8 @@ def test_submitit_then_ray_tasks_and_pull_run_cache_train_nothing_here(repo, mon
     repo.commit("a second seed")
     done = cluster(repo.root, "ray", workdir=str(tmp_path / "clones"), cpus=1)
     assert sorted(done["runs"]) == ["dcgan-1", "lstm-1"], "only the stale runs are tasks"
+    assert sorted(done["restored"]) == sorted(f"{s}@{r}" for s in ("train", "sample", "analyze")
+                                              for r in ("dcgan-1", "lstm-1"))
     _assert_restored_without_training(repo, RUNS + ["dcgan-1", "lstm-1"])
 
 
