@@ -131,15 +131,27 @@ def bad_inputs(tmp_path):
         (["screen", str(tmp_path / "none.yaml")], "not a readable plan"),
         (["screen"], "Missing argument"),
         (["info", "--bogus"], "No such option: --bogus"),
+        (["probe", str(tmp_path / "notes.md")], "not an rnngan generator file"),
+        (["repro", "--jobs", "0"], "--jobs 0: must be at least 1"),
+        (["repro", "--gpus", ","], "--gpus: give device ids"),
+        (["cluster"], "Missing option '--engine'"),
+        (["cluster", "--engine", "slurm"], "--engine 'slurm': one of submitit, ray"),
+        (["cluster", "--engine", "ray", "--slurm", "partition"], "expected KEY=VALUE"),
     ]
 
 
-@pytest.mark.parametrize("case", range(25))
+def test_the_bad_inputs_cover_every_subcommand(tmp_path):
+    named = {args[0] for args, _ in bad_inputs(tmp_path)}
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert commands <= named, f"no bad-input case for {sorted(commands - named)}"
+
+
+@pytest.mark.parametrize("case", range(31))
 def test_every_subcommand_answers_a_bad_input_in_one_line_with_exit_code_2(case, tmp_path, monkeypatch, no_cuda,
                                                                              no_inception_weights):
     monkeypatch.chdir(tmp_path)
     cases = bad_inputs(tmp_path)
-    assert len(cases) == 25
+    assert len(cases) == 31
     args, message = cases[case]
     r = runner.invoke(app, args)
     assert r.exit_code == 2, (args, r.output)
