@@ -33,7 +33,7 @@ from pathlib import Path
 
 from rnngan.errors import UserError
 from rnngan.io import log
-from rnngan.parallel import layout, stale
+from rnngan.parallel import _dvc, layout, stale
 
 ENGINES = ("submitit", "ray")
 
@@ -69,15 +69,14 @@ def run_task(task: Task) -> dict:
     clone.parent.mkdir(parents=True, exist_ok=True)
     # the clone's own code and data, never the submitting checkout's installed package
     env = {**os.environ, "PYTHONPATH": str(clone), "DVC_NO_ANALYTICS": "1", "RNNGAN_NO_PROGRESS": "1"}
-    dvc = [sys.executable, "-m", "dvc"]
     try:
         _sh(["git", "clone", "--quiet", task.repo, str(clone)], clone.parent, env, f"{task.run}: git clone {task.repo}")
         _sh(["git", "checkout", "--quiet", task.commit], clone, env, f"{task.run}: git checkout {task.commit[:12]}")
         (clone / "dvc.lock").write_text(task.lock)
-        _sh([*dvc, "pull", *task.inputs], clone, env, f"{task.run}: dvc pull of the shared stages' outputs")
+        _sh(_dvc("pull", *task.inputs), clone, env, f"{task.run}: dvc pull of the shared stages' outputs")
         for stage in task.stages:
-            _sh([*dvc, "repro", "--single-item", stage], clone, env, f"{task.run}: dvc repro --single-item {stage}")
-        _sh([*dvc, "push", "--run-cache"], clone, env, f"{task.run}: dvc push --run-cache")
+            _sh(_dvc("repro", "--single-item", stage), clone, env, f"{task.run}: dvc repro --single-item {stage}")
+        _sh(_dvc("push", "--run-cache"), clone, env, f"{task.run}: dvc push --run-cache")
     finally:
         shutil.rmtree(clone, ignore_errors=True)
     return {"run": task.run, "stages": list(task.stages)}
@@ -98,7 +97,7 @@ def prepare(root: Path, repo: str | None, workdir: str | None) -> tuple[list[Tas
         raise ClusterError(f"uncommitted changes to {', '.join(dirty[:5])}: the tasks clone the commit, so "
                            "commit params and code first (git commit -am ...)")
     # `dvc remote default` prints the name, or says there is none and exits 1
-    found = subprocess.run([sys.executable, "-m", "dvc", "remote", "default"], cwd=root, env=env,
+    found = subprocess.run(_dvc("remote", "default"), cwd=root, env=env,
                            capture_output=True, text=True)
     if found.returncode != 0 or not found.stdout.strip():
         raise ClusterError("no default DVC remote: the tasks pull their inputs from it and push their results "
@@ -106,8 +105,8 @@ def prepare(root: Path, repo: str | None, workdir: str | None) -> tuple[list[Tas
     shape = layout(root)
     if shape.upstream:
         log.info("rnngan cluster: the shared stages here (%s), then dvc push", ", ".join(shape.upstream))
-        _sh([sys.executable, "-m", "dvc", "repro", *shape.upstream], root, env, "dvc repro of the shared stages")
-        _sh([sys.executable, "-m", "dvc", "push", *shape.inputs], root, env, "dvc push of the shared stages")
+        _sh(_dvc("repro", *shape.upstream), root, env, "dvc repro of the shared stages")
+        _sh(_dvc("push", *shape.inputs), root, env, "dvc push of the shared stages")
     changed = stale(root, env)
     todo = [run for run, chain in shape.chains.items() if changed & set(chain)]
     commit = _git(root, "rev-parse", "HEAD")
@@ -122,7 +121,7 @@ def collect(root: Path, env: dict) -> list[str]:
     outputs pulled) instead of run, then the rest of the pipeline runs here. (`dvc pull
     --run-cache` alone fetches the run-cache entries but not the outputs they name, and fails on
     the stages not run yet.) Shows DVC's output as it comes; returns the stages DVC restored."""
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--pull"], cwd=root, env=env,
+    proc = subprocess.Popen(_dvc("repro", "--pull"), cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     restored = []
     for line in proc.stdout:
