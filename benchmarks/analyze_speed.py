@@ -125,8 +125,6 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("RNNGAN_NO_PROGRESS", "1")
 
-    import dataclasses
-
     import torch
     import yaml
 
@@ -147,7 +145,7 @@ def main() -> None:
             samples, reference, attributes = args.samples, args.reference, args.attributes
             what = f"{samples} against {reference}"
         else:
-            mp = dataclasses.replace(load_params(ROOT / "params.yaml").metrics, real_count=args.real_count)
+            mp = load_params(ROOT / "params.yaml").metrics.model_copy(update={"real_count": args.real_count})
             inputs = build_inputs(tmp / "inputs", args.count, args.real_count, args.size,
                                   attributes=not args.no_attributes, mp=mp)
             samples, reference, attributes = inputs.samples, inputs.reference, inputs.attributes

@@ -30,7 +30,9 @@ from rnngan.config import load_params  # noqa: E402
 from rnngan.data.augment import augment_images  # noqa: E402
 from rnngan.io import set_threads  # noqa: E402
 from rnngan.environment import cpu_model  # noqa: E402
-from rnngan.training import Dist, Run, TrainConfig  # noqa: E402
+from rnngan.training import TrainConfig  # noqa: E402
+from rnngan.training.distributed import Dist  # noqa: E402
+from rnngan.training.updates import Run  # noqa: E402
 
 
 def step_ms(cfg: TrainConfig, real: torch.Tensor, steps: int) -> float:

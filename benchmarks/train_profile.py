@@ -38,13 +38,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import rnngan.training as training  # noqa: E402
 from rnngan.config import load_params  # noqa: E402
 from rnngan.environment import cpu_model  # noqa: E402
 from rnngan.grids import save_grid  # noqa: E402
 from rnngan.io import set_threads  # noqa: E402
 from rnngan.sampling import to_uint8  # noqa: E402
-from rnngan.training import BatchSampler, Dist, Loader, Run, TrainConfig  # noqa: E402
+from rnngan.training import TrainConfig, checkpoint, loop, updates  # noqa: E402
+from rnngan.training.data import BatchSampler, Loader  # noqa: E402
+from rnngan.training.distributed import Dist  # noqa: E402
+from rnngan.training.ema import recompute_batchnorm  # noqa: E402
+from rnngan.training.updates import Run  # noqa: E402
 
 PENALTY = dict(loss="rpgan", real_label=1.0, r1=0.1, r2=0.1, reg_every=4)
 
@@ -97,15 +100,15 @@ class Patched:
     side: dict
 
     def __enter__(self):
-        self.saved = (training.update_ema, training._grad_norm, training.gradient_penalty, torch.Tensor.backward)
-        training.update_ema = self.timers.wrap("EMA", training.update_ema)
-        training._grad_norm = self.timers.wrap("gradient norms", training._grad_norm)
-        training.gradient_penalty = self.timers.wrap("R1/R2 gradient (double backward)", training.gradient_penalty)
+        self.saved = (updates.update_ema, updates.grad_norm, updates.gradient_penalty, torch.Tensor.backward)
+        updates.update_ema = self.timers.wrap("EMA", updates.update_ema)
+        updates.grad_norm = self.timers.wrap("gradient norms", updates.grad_norm)
+        updates.gradient_penalty = self.timers.wrap("R1/R2 gradient (double backward)", updates.gradient_penalty)
         torch.Tensor.backward = self.timers.wrap(lambda: f"backward {self.side['now']}'s loss", torch.Tensor.backward)
         return self
 
     def __exit__(self, *exc):
-        training.update_ema, training._grad_norm, training.gradient_penalty, torch.Tensor.backward = self.saved
+        updates.update_ema, updates.grad_norm, updates.gradient_penalty, torch.Tensor.backward = self.saved
 
 
 def profile_variant(params, variant: str, steps: int, penalty: bool) -> dict[str, float]:
@@ -143,17 +146,17 @@ def profile_variant(params, variant: str, steps: int, penalty: bool) -> dict[str
     for i in range(steps):
         loader.read(100 + i)
     parts["loader batch"] = (time.perf_counter() - t) / steps * 1000
-    fixed_z = torch.randn(training.GRID_COUNT, cfg.net.z_dim)
+    fixed_z = torch.randn(loop.GRID_COUNT, cfg.net.z_dim)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        training.recompute_batchnorm(run.G_ema, batch, device)
+        recompute_batchnorm(run.G_ema, batch, device)
         bn = time.perf_counter() - t
         t = time.perf_counter()
         with torch.no_grad():
             save_grid(to_uint8(run.G_ema(fixed_z)), Path(tmp) / "grid.png")
         grid = time.perf_counter() - t
         t = time.perf_counter()
-        torch.save(run.state({"sha256": "0" * 64}, sampler, 0.0), Path(tmp) / "last.pt")
+        torch.save(checkpoint.state(run, {"sha256": "0" * 64}, sampler, 0.0), Path(tmp) / "last.pt")
         ckpt = time.perf_counter() - t
     grids = cfg.steps // cfg.grid_every + 1
     parts["BatchNorm recompute (amortised)"] = bn * (grids + 1) / cfg.steps * 1000

@@ -27,10 +27,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rnngan.models.networks as networks  # noqa: E402
-import rnngan.training as training  # noqa: E402
+from rnngan.environment import run_environment  # noqa: E402
 from rnngan.config import load_params  # noqa: E402
 from rnngan.io import set_threads  # noqa: E402
-from rnngan.training import Dist, Run, TrainConfig  # noqa: E402
+from rnngan.training import TrainConfig, updates  # noqa: E402
+from rnngan.training.distributed import Dist  # noqa: E402
+from rnngan.training.updates import Run  # noqa: E402
 
 
 def ema_before(ema, model, decay):
@@ -57,12 +59,12 @@ def stddev_before(f, group=4):
 
 @contextlib.contextmanager
 def before():
-    saved = training.update_ema, training._grad_norm, networks.minibatch_stddev
-    training.update_ema, training._grad_norm, networks.minibatch_stddev = ema_before, grad_norm_before, stddev_before
+    saved = updates.update_ema, updates.grad_norm, networks.minibatch_stddev
+    updates.update_ema, updates.grad_norm, networks.minibatch_stddev = ema_before, grad_norm_before, stddev_before
     try:
         yield
     finally:
-        training.update_ema, training._grad_norm, networks.minibatch_stddev = saved
+        updates.update_ema, updates.grad_norm, networks.minibatch_stddev = saved
 
 
 def make_run(cfg: TrainConfig, old: bool) -> Run:
@@ -95,7 +97,7 @@ def main() -> None:
     variants = args.variants.split(",") if args.variants else list(params.model.variants)
     seed = params.train.seeds[0]
     print(f"# train step, before vs now: {params.data.image_size} px, batch {params.train.batch_size}, "
-          f"{threads} threads, CPU fp32 ({training.run_environment(torch.device('cpu'), threads)['cpu_model']})")
+          f"{threads} threads, CPU fp32 ({run_environment(torch.device('cpu'), threads)['cpu_model']})")
     print("| variant | before ms/step | now ms/step | now / before | projected train.steps before | now |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     totals = [0.0, 0.0]

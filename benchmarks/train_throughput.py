@@ -5,10 +5,10 @@ loader's rate beside the step's, measured in one run.
     python benchmarks/train_throughput.py --device cuda --size 64 --batch 128
 
 Each round times every variant in turn (interleaved, so machine noise hits all alike) with the
-training step the train stage runs (`rnngan.training.Run.train_step`: D update, G update, EMA),
+training step the train stage runs (`rnngan.training.updates.Run.train_step`: D update, G update, EMA),
 on batches the train stage's loader reads from a memory-mapped .npy. The DCGAN is the
 pytorch/examples architecture sized by `rnngan.models.sizing.match_params` to the LSTM's
-parameter counts. Prints medians over rounds and the ratio of each variant to the DCGAN.
+parameter counts; every variant trains with params.yaml's recipe (loss, R1/R2, augmentation, EMA). Prints medians over rounds and the ratio of each variant to the DCGAN.
 Goals (issue 4): CPU >= 0.5x the DCGAN for every recurrent variant; GPU >= 0.7x, SRU no slower
 than GRU.
 """
@@ -25,26 +25,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+from rnngan.config import load_params  # noqa: E402
 from rnngan.io import pick_device, set_threads  # noqa: E402
-from rnngan.models.networks import NetConfig  # noqa: E402
 from rnngan.models.sizing import match_params, parameter_counts  # noqa: E402
-from rnngan.training import BatchSampler, Dist, Loader, Run, TrainConfig  # noqa: E402
+from rnngan.training import TrainConfig  # noqa: E402
+from rnngan.training.data import BatchSampler, Loader  # noqa: E402
+from rnngan.training.distributed import Dist  # noqa: E402
+from rnngan.training.updates import Run  # noqa: E402
 
 CELLS = ("rnn", "lstm", "gru", "sru")
 
 
 def configs(args) -> dict[str, TrainConfig]:
-    base = NetConfig(cell="lstm", image_size=args.size, hidden=args.hidden, timesteps=args.timesteps,
-                     z_dim=args.z_dim, nf=args.nf, feedback=not args.no_feedback)
-    matched = match_params(base, list(CELLS) + ["dcgan"])
-    nets = {c: (matched[c] if args.match_cells else dataclasses.replace(base, cell=c)) for c in CELLS}
-    nets["dcgan"] = matched["dcgan"]
-    return {name: TrainConfig(net=net, seed=0, steps=10**9, batch_size=args.batch, lr=2e-4, beta1=0.5,
-                              beta2=0.999, ema_images=10000, ema_rampup=0.05, real_label=0.9, log_every=10**9, grid_every=10**9,
-                              device=args.device, precision=args.precision, compile=args.compile)
-            for name, net in nets.items()}
+    """Every variant's training config as the train stage builds it from params.yaml (the recipe:
+    loss, penalties, augmentation, EMA, generator and discriminator knobs), with the network sizes
+    given on the command line; the DCGAN sized to the LSTM's parameter counts."""
+    params = load_params(args.params)
+    sizes = {k: v for k, v in (("image_size", args.size), ("hidden", args.hidden), ("timesteps", args.timesteps),
+                               ("z_dim", args.z_dim), ("nf", args.nf)) if v is not None}
+    if args.no_feedback:
+        sizes["feedback"] = False
+    cfgs = {c: TrainConfig.from_params(params, c, 0) for c in (*CELLS, "dcgan")}
+    nets = {c: dataclasses.replace(cfg.net, **sizes) for c, cfg in cfgs.items()}
+    matched = match_params(nets["lstm"], [*CELLS, "dcgan"])
+    nets = {c: matched[c] if c == "dcgan" or args.match_cells else net for c, net in nets.items()}
+    return {c: dataclasses.replace(cfg, net=nets[c], steps=10**9, batch_size=args.batch, log_every=10**9,
+                                   grid_every=10**9, checkpoint_every=10**9, device=args.device,
+                                   precision=args.precision, compile=args.compile)
+            for c, cfg in cfgs.items()}
 
 
 def time_steps(run: Run, loader: Loader, first: int, steps: int, device: torch.device) -> float:
@@ -71,12 +82,13 @@ def time_loader(loader: Loader, steps: int, device: torch.device) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="the recipe and sizes (default: the project's)")
+    p.add_argument("--size", type=int, help="image side (default: data.image_size)")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--timesteps", type=int, default=4)
-    p.add_argument("--z-dim", type=int, default=64)
-    p.add_argument("--nf", type=int, default=32)
+    p.add_argument("--hidden", type=int, help="default: model.hidden")
+    p.add_argument("--timesteps", type=int, help="default: model.timesteps")
+    p.add_argument("--z-dim", type=int, help="default: model.z_dim")
+    p.add_argument("--nf", type=int, help="default: model.nf")
     p.add_argument("--no-feedback", action="store_true", help="generator without GRAN feedback")
     p.add_argument("--match-cells", action="store_true",
                    help="size the recurrent variants too (model.match_params), not only the DCGAN")
@@ -96,7 +108,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.npy"
         rng = np.random.default_rng(0)
-        np.save(path, rng.integers(0, 256, (args.images, args.size, args.size, 3), dtype=np.uint8))
+        size = cfgs["lstm"].net.image_size
+        np.save(path, rng.integers(0, 256, (args.images, size, size, 3), dtype=np.uint8))
         images = np.load(path, mmap_mode="r")
         sampler = BatchSampler(len(images), args.batch, seed=0)
         loader = Loader(images, sampler, 0, 1, device, channels_last=device.type == "cuda")
@@ -119,7 +132,8 @@ def main() -> None:
 
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     print(f"device {device}{f' ({gpu})' if gpu else ''}, torch {torch.__version__}, {threads} threads, "
-          f"{args.size}x{args.size}, batch {args.batch}, precision {args.precision}, compile {args.compile}; "
+          f"{size}x{size}, batch {args.batch}, precision {args.precision}, compile {args.compile}, loss "
+          f"{cfgs['lstm'].loss} (R1 {cfgs['lstm'].r1}, R2 {cfgs['lstm'].r2} every {cfgs['lstm'].reg_every}); "
           f"medians of {args.rounds} interleaved rounds of {args.steps} steps")
     base = statistics.median(rates["dcgan"])
     loader_rate = statistics.median(loader_rates)

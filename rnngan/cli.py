@@ -98,9 +98,9 @@ def bug_report(params_path: str | Path = "params.yaml") -> list[tuple[str, str]]
     import torch
 
     from rnngan.config import ParamsError, load_params
-    from rnngan.environment import (KERNEL_ENV, SIMD_FLAGS, _cpuinfo, _gpu_driver, _libraries, cpu_id, cpu_model,
+    from rnngan.environment import (KERNEL_ENV, SIMD_FLAGS, cpuinfo, gpu_driver, libraries, cpu_id, cpu_model,
                                     packages)
-    from rnngan.report import code_version
+    from rnngan.report.stage import code_version
 
     found = packages()["packages"]
     versions = ", ".join(f"{k} {found[k]}" for k in ("python", "torch", "torchvision", "numpy", "scipy", "dvc",
@@ -115,7 +115,7 @@ def bug_report(params_path: str | Path = "params.yaml") -> list[tuple[str, str]]
     code = code_version()
     commit = (code["commit"][:12] + (f" + changes to {len(code['changed'])} code file(s)" if code["changed"] else "")
               if code["commit"] else f"not recorded ({code['reason']})")
-    flags = set(_cpuinfo().get("flags", "").split())
+    flags = set(cpuinfo().get("flags", "").split())
     simd = [f for f in SIMD_FLAGS if f in flags]
     lines = [("rnngan", f"{rnngan_version}, commit {commit}"),
              ("versions", versions),
@@ -127,7 +127,7 @@ def bug_report(params_path: str | Path = "params.yaml") -> list[tuple[str, str]]
              ("threads", f"torch {torch.get_num_threads()}, cores available {len(os.sched_getaffinity(0))} "
                          f"of {os.cpu_count()}"),
              ("kernel environment", " ".join(f"{k}={os.environ[k]}" for k in KERNEL_ENV if k in os.environ) or "none")]
-    blas = _libraries(torch.__config__.show())
+    blas = libraries(torch.__config__.show())
     lines.append(("blas", ", ".join(f"{k} {v}" for k, v in blas.items() if v) or "not reported"))
     if torch.cuda.is_available():
         devices = []
@@ -136,7 +136,7 @@ def bug_report(params_path: str | Path = "params.yaml") -> list[tuple[str, str]]
             memory = torch.cuda.get_device_properties(i).total_memory / 2 ** 30
             devices.append(f"{i}: {torch.cuda.get_device_name(i)} (compute {major}.{minor}, {memory:.0f} GiB)")
         devices = "; ".join(devices)
-        lines.append(("cuda", f"CUDA {torch.version.cuda}, driver {_gpu_driver() or '?'}; {devices}"))
+        lines.append(("cuda", f"CUDA {torch.version.cuda}, driver {gpu_driver() or '?'}; {devices}"))
     else:
         lines.append(("cuda", f"none: {cuda_absence()}"))
     path = Path(params_path)
@@ -178,6 +178,26 @@ def check(params: Path = typer.Option(Path("params.yaml"), help="params file to 
         raise typer.Exit(EXIT_USER_ERROR)
     typer.echo(yaml.safe_dump(p.to_dict(), sort_keys=False).rstrip())
     typer.echo(f"# {params}: valid; headline cell '{p.model.cell}' of {p.model.variants}")
+
+
+@app.command("params-schema")
+def params_schema_command(out: Path = typer.Option(None, "--out", help="write the schema to this file (atomically) "
+                                                   "instead of stdout")) -> None:
+    """Print the JSON Schema of params.yaml: every key, its type, range or allowed values, its
+    default. The committed copy (params.schema.json) is what the first line of params.yaml points
+    editors at (yaml-language-server); regenerate it with `rnngan params-schema --out params.schema.json`."""
+    import json
+
+    from rnngan.config import params_schema
+    from rnngan.io import atomic_path
+
+    text = json.dumps(params_schema(), indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    with atomic_path(out) as tmp:
+        tmp.write_text(text)
+    typer.echo(f"wrote {out}")
 
 
 def params_dvc_lacks(params: Path) -> list[str]:
@@ -383,7 +403,7 @@ def compare(
     """Compare DVC experiments and revisions (e.g. a queued sweep) in the report's table, sorted by FID."""
     import sys
 
-    from rnngan import compare as cmp
+    from rnngan import experiments as cmp
 
     if fmt not in cmp.FORMATS:
         _fail(f"--format {fmt!r} must be one of: {', '.join(cmp.FORMATS)}")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from rnngan.errors import UserError
 from rnngan.io import log
-from rnngan.parallel import _dvc, layout, stale
+from rnngan.parallel import dvc_command, layout, stale
 
 ENGINES = ("submitit", "ray")
 
@@ -73,10 +73,10 @@ def run_task(task: Task) -> dict:
         _sh(["git", "clone", "--quiet", task.repo, str(clone)], clone.parent, env, f"{task.run}: git clone {task.repo}")
         _sh(["git", "checkout", "--quiet", task.commit], clone, env, f"{task.run}: git checkout {task.commit[:12]}")
         (clone / "dvc.lock").write_text(task.lock)
-        _sh(_dvc("pull", *task.inputs), clone, env, f"{task.run}: dvc pull of the shared stages' outputs")
+        _sh(dvc_command("pull", *task.inputs), clone, env, f"{task.run}: dvc pull of the shared stages' outputs")
         for stage in task.stages:
-            _sh(_dvc("repro", "--single-item", stage), clone, env, f"{task.run}: dvc repro --single-item {stage}")
-        _sh(_dvc("push", "--run-cache"), clone, env, f"{task.run}: dvc push --run-cache")
+            _sh(dvc_command("repro", "--single-item", stage), clone, env, f"{task.run}: dvc repro --single-item {stage}")
+        _sh(dvc_command("push", "--run-cache"), clone, env, f"{task.run}: dvc push --run-cache")
     finally:
         shutil.rmtree(clone, ignore_errors=True)
     return {"run": task.run, "stages": list(task.stages)}
@@ -97,7 +97,7 @@ def prepare(root: Path, repo: str | None, workdir: str | None) -> tuple[list[Tas
         raise ClusterError(f"uncommitted changes to {', '.join(dirty[:5])}: the tasks clone the commit, so "
                            "commit params and code first (git commit -am ...)")
     # `dvc remote default` prints the name, or says there is none and exits 1
-    found = subprocess.run(_dvc("remote", "default"), cwd=root, env=env,
+    found = subprocess.run(dvc_command("remote", "default"), cwd=root, env=env,
                            capture_output=True, text=True)
     if found.returncode != 0 or not found.stdout.strip():
         raise ClusterError("no default DVC remote: the tasks pull their inputs from it and push their results "
@@ -105,8 +105,8 @@ def prepare(root: Path, repo: str | None, workdir: str | None) -> tuple[list[Tas
     shape = layout(root)
     if shape.upstream:
         log.info("rnngan cluster: the shared stages here (%s), then dvc push", ", ".join(shape.upstream))
-        _sh(_dvc("repro", *shape.upstream), root, env, "dvc repro of the shared stages")
-        _sh(_dvc("push", *shape.inputs), root, env, "dvc push of the shared stages")
+        _sh(dvc_command("repro", *shape.upstream), root, env, "dvc repro of the shared stages")
+        _sh(dvc_command("push", *shape.inputs), root, env, "dvc push of the shared stages")
     changed = stale(root, env)
     todo = [run for run, chain in shape.chains.items() if changed & set(chain)]
     commit = _git(root, "rev-parse", "HEAD")
@@ -121,7 +121,7 @@ def collect(root: Path, env: dict) -> list[str]:
     outputs pulled) instead of run, then the rest of the pipeline runs here. (`dvc pull
     --run-cache` alone fetches the run-cache entries but not the outputs they name, and fails on
     the stages not run yet.) Shows DVC's output as it comes; returns the stages DVC restored."""
-    proc = subprocess.Popen(_dvc("repro", "--pull"), cwd=root, env=env,
+    proc = subprocess.Popen(dvc_command("repro", "--pull"), cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     restored = []
     for line in proc.stdout:

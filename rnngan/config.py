@@ -1,19 +1,19 @@
-"""Params: read once from params.yaml into frozen, typed dataclasses, one per section.
+"""Params: read once from params.yaml into frozen, typed pydantic models, one per section.
 
 Every stage calls `load_params()` first, so a bad value stops the pipeline before any work.
 Errors name the key (dotted, as `dvc exp run -S` spells it) and the allowed values.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from rnngan.errors import UserError
 
@@ -30,7 +30,7 @@ DATASET_CROPS = {"synthfaces": ("landmarks", "center"), "celeba": ("center", "la
                  "lsun_bedroom": ("center",), "cityscapes": ("halves", "center")}
 CROPS = ("auto", "center", "landmarks", "wild", "halves")
 FEATURES = ("randinit", "pixels", "inception")    # keys of rnngan.metrics.features.EXTRACTORS
-LOSSES = ("ns", "hinge", "rpgan")                 # keys of rnngan.losses.LOSSES
+LOSSES = ("ns", "hinge", "rpgan")                 # keys of rnngan.training.losses.LOSSES
 D_NORMS = ("batch", "spectral", "none")           # the discriminator's normalisation (rnngan.models.networks)
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -65,82 +65,108 @@ def is_variant(name: Any) -> bool:
     return True
 
 
-# Each field may carry a check in its metadata: a callable returning an error text or None.
-def _check(fn, default=dataclasses.MISSING, **kw):
-    if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata={"check": fn}, **kw)
-    return field(default=default, metadata={"check": fn}, **kw)
+# Each section is a frozen pydantic model that forbids unknown keys and takes no type on trust
+# (strict: `true` is not a number, 1.5 not an int); ranges and choices are declared on the field,
+# so the JSON Schema (`rnngan params-schema`) carries them too. `parse_params` turns pydantic's
+# errors into one line that names the dotted key and what it allows.
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _floats_from_strings(cls, raw: Any) -> Any:
+        """PyYAML reads 2e-4 (no dot) as a string: a float field takes it as the number it spells."""
+        if not isinstance(raw, dict):
+            return raw
+        out = dict(raw)
+        for name, value in raw.items():
+            f = cls.model_fields.get(name)
+            if f is not None and isinstance(value, str) and float in _types(f.annotation):
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass
+        return out
 
 
-def positive(v):
-    return None if v > 0 else "must be > 0"
+def _types(tp: Any) -> tuple:
+    return typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
 
 
-def non_negative(v):
-    return None if v >= 0 else "must be >= 0"
+def _problem(text: str) -> PydanticCustomError:
+    return PydanticCustomError("check", text)
 
 
-def unit(v):
-    return None if 0 <= v <= 1 else "must be between 0 and 1"
+def _distinct_variants(v: list[str]) -> list[str]:
+    if v and all(is_variant(c) for c in v) and len(set(v)) == len(v):
+        return v
+    raise _problem(f"must be a non-empty list of distinct variants from: {', '.join(VARIANTS)}, or pairs "
+                   f"<G>{PAIR}<D> of two of them (lstm{PAIR}dcgan: the LSTM generator against DCGAN's discriminator)")
 
 
-def below_one(v):
-    return None if 0 <= v < 1 else "must be >= 0 and < 1"
+def _variant(v: str) -> str:
+    if is_variant(v):
+        return v
+    raise _problem(f"must be one of: {', '.join(VARIANTS)}, or a pair <G>{PAIR}<D> such as lstm{PAIR}dcgan")
 
 
-def one_of(*allowed):
-    def check(v):
-        return None if v in allowed else f"must be one of: {', '.join(map(str, allowed))}"
-    return check
+def _distinct_seeds(v: list[int]) -> list[int]:
+    if v and all(s >= 0 for s in v) and len(set(v)) == len(v):
+        return v
+    raise _problem("must be a non-empty list of distinct non-negative integers")
 
 
-@dataclass(frozen=True)
-class DataParams:
-    dataset: str = _check(one_of(*DATASETS), "synthfaces")
+def _square(v: int) -> int:
+    if v > 0 and math.isqrt(v) ** 2 == v:
+        return v
+    raise _problem("must be a positive square number (16, 64, ...)")
+
+
+Positive = Annotated[int, Field(gt=0)]
+Count = Annotated[int, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Strength = Annotated[float, Field(ge=0, lt=1)]            # a jitter or scale amplitude: [1 - s, 1 + s]
+Rate = Annotated[float, Field(gt=0)]
+
+
+class DataParams(Section):
+    dataset: Literal[DATASETS] = "synthfaces"
     source: str | None = None
-    image_size: int = _check(lambda v: None if v in (8, 16, 32, 64, 128, 256)
-                             else "must be one of: 8, 16, 32, 64, 128, 256", 32)
-    count: int = _check(positive, 10000)
-    limit: int | None = _check(lambda v: None if v is None or v > 0 else "must be > 0 or null", None)
-    crop: str = _check(one_of(*CROPS), "auto")
+    image_size: Literal[8, 16, 32, 64, 128, 256] = 32
+    count: Positive = 10000
+    limit: Annotated[int | None, Field(gt=0)] = None
+    crop: Literal[CROPS] = "auto"
     verify: bool = True
-    workers: int = _check(non_negative, 0)
+    workers: Count = 0
 
 
-@dataclass(frozen=True)
-class AugmentParams:
-    copies: int = _check(positive, 1)
-    flip: float = _check(unit, 0.5)
-    brightness: float = _check(below_one, 0.1)
-    contrast: float = _check(below_one, 0.1)
-    saturation: float = _check(below_one, 0.1)
-    hue: float = _check(lambda v: None if 0 <= v <= 0.5 else "must be between 0 and 0.5", 0.0)
-    scale: float = _check(below_one, 0.0)
-    crop: float = _check(below_one, 0.0)
-    blur: float = _check(unit, 0.0)
-    lens: float = _check(lambda v: None if 0 <= v <= 0.5 else "must be between 0 and 0.5", 0.0)
+class AugmentParams(Section):
+    copies: Positive = 1
+    flip: Probability = 0.5
+    brightness: Strength = 0.1
+    contrast: Strength = 0.1
+    saturation: Strength = 0.1
+    hue: Annotated[float, Field(ge=0, le=0.5)] = 0.0
+    scale: Strength = 0.0
+    crop: Strength = 0.0
+    blur: Probability = 0.0
+    lens: Annotated[float, Field(ge=0, le=0.5)] = 0.0
     # The probability that an image, real or generated (in training, before D), goes through the
     # policy at all: one function for both sides (rnngan/data/augment.py).
-    p: float = _check(unit, 0.5)
+    p: Probability = 0.5
     # The real side: step (redrawn through the same function at every training step, like the
     # fakes) or cached (`copies` fixed draws per image written by the augment stage, sampled among)
-    real: str = _check(one_of(*REAL_AUGMENT), "step")
+    real: Literal[REAL_AUGMENT] = "step"
 
 
-@dataclass(frozen=True)
-class ModelParams:
-    cell: str = _check(lambda v: None if is_variant(v) else
-                       f"must be one of: {', '.join(VARIANTS)}, or a pair <G>{PAIR}<D> such as lstm{PAIR}dcgan", "lstm")
-    variants: list[str] = _check(
-        lambda v: (None if v and all(is_variant(c) for c in v) and len(set(v)) == len(v)
-                   else f"must be a non-empty list of distinct variants from: {', '.join(VARIANTS)}, or pairs "
-                        f"<G>{PAIR}<D> of two of them (lstm{PAIR}dcgan: the LSTM generator against DCGAN's "
-                        f"discriminator)"),
-        list(VARIANTS))
-    hidden: int = _check(positive, 128)
-    timesteps: int = _check(positive, 4)
-    z_dim: int = _check(positive, 64)
-    nf: int = _check(positive, 32)
+class ModelParams(Section):
+    cell: Annotated[str, AfterValidator(_variant)] = "lstm"
+    variants: Annotated[list[str], AfterValidator(_distinct_variants)] = list(VARIANTS)
+    hidden: Positive = 128
+    timesteps: Positive = 4
+    z_dim: Positive = 64
+    nf: Positive = 32
     feedback: bool = True
     match_params: bool = False
     # Generator knobs (the recipe screen, docs/recipe.md): the recurrent decoder reads z at every
@@ -151,157 +177,159 @@ class ModelParams:
     g_spectral: bool = False
     # Discriminator knobs, the same for every variant: minibatch-stddev group in both D's (0 =
     # off); what the recurrent D's head reads
-    mbstd_group: int = _check(non_negative, 4)
-    d_readout: str = _check(one_of(*READOUTS), "last")
+    mbstd_group: Count = 4
+    d_readout: Literal[READOUTS] = "last"
 
 
-@dataclass(frozen=True)
-class TrainParams:
-    steps: int = _check(positive, 650)
-    batch_size: int = _check(positive, 64)
-    lr: float = _check(positive, 2e-4)
-    beta1: float = _check(below_one, 0.5)
-    beta2: float = _check(below_one, 0.999)
-    lr_d: float | None = _check(lambda v: None if v is None or v > 0 else "must be > 0 or null", None)
-    lr_g: float | None = _check(lambda v: None if v is None or v > 0 else "must be > 0 or null", None)
-    g_steps: int = _check(positive, 1)          # G updates per D update
-    mode_seeking: float = _check(non_negative, 0.0)   # weight of MSGAN's mode-seeking term in G's loss (0 = off)
-    # The objective (rnngan/losses.py) and D's regularisers: R1 on real and R2 on generated
+class TrainParams(Section):
+    steps: Positive = 650
+    batch_size: Positive = 64
+    lr: Rate = 2e-4
+    beta1: Strength = 0.5
+    beta2: Strength = 0.999
+    lr_d: Annotated[float | None, Field(gt=0)] = None
+    lr_g: Annotated[float | None, Field(gt=0)] = None
+    g_steps: Positive = 1                                  # G updates per D update
+    mode_seeking: Annotated[float, Field(ge=0)] = 0.0      # weight of MSGAN's mode-seeking term in G's loss (0 = off)
+    # The objective (rnngan/training/losses.py) and D's regularisers: R1 on real and R2 on generated
     # images (gamma of each; 0 = off), applied every reg_every steps with that gain.
-    loss: str = _check(one_of(*LOSSES), "rpgan")
-    r1: float = _check(non_negative, 0.1)
-    r2: float = _check(non_negative, 0.1)
-    reg_every: int = _check(positive, 4)
-    d_norm: str = _check(one_of(*D_NORMS), "batch")
+    loss: Literal[LOSSES] = "rpgan"
+    r1: Annotated[float, Field(ge=0)] = 0.1
+    r2: Annotated[float, Field(ge=0)] = 0.1
+    reg_every: Positive = 4
+    d_norm: Literal[D_NORMS] = "batch"
     # The EMA generator's half-life in training images (StyleGAN2-ADA's ema_kimg x 1000; 0: no
     # averaging), capped during the ramp-up at ema_rampup x the images seen (null: no ramp-up).
-    ema_images: int = _check(non_negative, 10000)
-    ema_rampup: float | None = _check(lambda v: None if v is None or 0 < v <= 1 else "must be > 0 and <= 1, or null",
-                                      0.05)
-    real_label: float = _check(lambda v: None if 0.5 < v <= 1 else "must be > 0.5 and <= 1", 1.0)
-    log_every: int = _check(positive, 10)
-    grid_every: int = _check(positive, 100)
-    checkpoint_every: int = _check(positive, 100)
-    device: str = _check(one_of(*DEVICES), "auto")
-    precision: str = _check(one_of(*PRECISIONS), "auto")
+    ema_images: Count = 10000
+    ema_rampup: Annotated[float | None, Field(gt=0, le=1)] = 0.05
+    real_label: Annotated[float, Field(gt=0.5, le=1)] = 1.0
+    log_every: Positive = 10
+    grid_every: Positive = 100
+    checkpoint_every: Positive = 100
+    device: Literal[DEVICES] = "auto"
+    precision: Literal[PRECISIONS] = "auto"
     compile: bool = False
-    gpus: int = _check(positive, 1)
-    threads: int = _check(non_negative, 0)
+    gpus: Positive = 1
+    threads: Count = 0
     # The portable CPU mode (rnngan/portable.py): the same bits on any x86 CPU, about 3x slower.
     portable: bool = False
     # The training replicates: each seed is one run per variant (initialisation, batch order,
     # training noise), the same list for every variant; `seed` at the top is the data seed.
-    seeds: list[int] = _check(
-        lambda v: (None if v and all(s >= 0 for s in v) and len(set(v)) == len(v)
-                   else "must be a non-empty list of distinct non-negative integers"),
-        [0, 1, 2])
+    seeds: Annotated[list[int], AfterValidator(_distinct_seeds)] = [0, 1, 2]
 
 
-@dataclass(frozen=True)
-class SampleParams:
-    count: int = _check(positive, 5000)
+class SampleParams(Section):
+    count: Positive = 5000
     seed: int = 1234
-    grid: int = _check(lambda v: None if v > 0 and math.isqrt(v) ** 2 == v
-                       else "must be a positive square number (16, 64, ...)", 64)
+    grid: Annotated[int, AfterValidator(_square)] = 64
 
 
-@dataclass(frozen=True)
-class MetricsParams:
-    features: str = _check(one_of(*FEATURES), "randinit")
-    real_count: int = _check(lambda v: None if v >= 2 else "must be >= 2", 5000)
-    batch_size: int = _check(positive, 250)
-    bins: int = _check(lambda v: None if 2 <= v <= 256 else "must be between 2 and 256", 64)
-    kid_subsets: int = _check(positive, 50)
-    kid_subset_size: int = _check(lambda v: None if v >= 2 else "must be >= 2", 1000)
+class MetricsParams(Section):
+    features: Literal[FEATURES] = "randinit"
+    real_count: Annotated[int, Field(ge=2)] = 5000
+    batch_size: Positive = 250
+    bins: Annotated[int, Field(ge=2, le=256)] = 64
+    kid_subsets: Positive = 50
+    kid_subset_size: Annotated[int, Field(ge=2)] = 1000
     inception_weights: str | None = None
-    nearest_k: int = _check(positive, 5)
-    bootstrap: int = _check(lambda v: None if v >= 10 else "must be >= 10", 100)
-    confidence: float = _check(lambda v: None if 0.5 <= v < 1 else "must be >= 0.5 and < 1", 0.95)
+    nearest_k: Positive = 5
+    bootstrap: Annotated[int, Field(ge=10)] = 100
+    confidence: Annotated[float, Field(ge=0.5, lt=1)] = 0.95
 
 
-@dataclass(frozen=True)
-class AttributesParams:
+class AttributesParams(Section):
     # The attribute classifier behind mode coverage (rnngan/attributes.py); datasets without
     # attribute labels ignore this section.
-    epochs: int = _check(positive, 10)
-    batch_size: int = _check(positive, 128)
-    lr: float = _check(positive, 2e-3)
-    width: int = _check(positive, 32)
-    min_accuracy: float = _check(lambda v: None if 0.5 <= v <= 1 else "must be between 0.5 and 1", 0.85)
-    modes: int = _check(lambda v: None if 1 <= v <= 16 else "must be between 1 and 16", 8)
+    epochs: Positive = 10
+    batch_size: Positive = 128
+    lr: Rate = 2e-3
+    width: Positive = 32
+    min_accuracy: Annotated[float, Field(ge=0.5, le=1)] = 0.85
+    modes: Annotated[int, Field(ge=1, le=16)] = 8
 
 
-@dataclass(frozen=True)
-class Params:
+class Params(Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
+                              json_schema_extra={"title": "rnngan params.yaml",
+                                                 "description": "Every knob of the pipeline, one section per concern "
+                                                                "(docs: params.yaml's comments, docs/model.md)."})
     seed: int = 0
-    data: DataParams = field(default_factory=DataParams)
-    augment: AugmentParams = field(default_factory=AugmentParams)
-    model: ModelParams = field(default_factory=ModelParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    sample: SampleParams = field(default_factory=SampleParams)
-    metrics: MetricsParams = field(default_factory=MetricsParams)
-    attributes: AttributesParams = field(default_factory=AttributesParams)
+    data: DataParams = Field(default_factory=DataParams)
+    augment: AugmentParams = Field(default_factory=AugmentParams)
+    model: ModelParams = Field(default_factory=ModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    sample: SampleParams = Field(default_factory=SampleParams)
+    metrics: MetricsParams = Field(default_factory=MetricsParams)
+    attributes: AttributesParams = Field(default_factory=AttributesParams)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, raw: Any) -> Any:
+        """A section written with no keys (`train:`) is all defaults."""
+        if isinstance(raw, dict):
+            return {k: ({} if v is None and k in cls.model_fields and k != "seed" else v) for k, v in raw.items()}
+        return raw
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
 
-def _type_ok(value: Any, tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:  # YAML writes 1e-4 as a string unless it has a dot; accept ints too
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, tp)
+def params_schema() -> dict[str, Any]:
+    """The JSON Schema of params.yaml (editors validate and complete it: the yaml-language-server
+    line at the top of params.yaml points at the committed copy)."""
+    return Params.model_json_schema()
+
+
+def _bounds(f) -> str:
+    """What a field's declared range allows, in words: 'must be > 0', 'must be between 0 and 1'."""
+    b = {}
+    for m in f.metadata:
+        for name in ("gt", "ge", "lt", "le"):
+            if getattr(m, name, None) is not None:
+                b[name] = getattr(m, name)
+    low = (">", b["gt"]) if "gt" in b else (">=", b["ge"]) if "ge" in b else None
+    high = ("<", b["lt"]) if "lt" in b else ("<=", b["le"]) if "le" in b else None
+    if low and high:
+        text = (f"between {low[1]} and {high[1]}" if (low[0], high[0]) == (">=", "<=")
+                else f"{low[0]} {low[1]} and {high[0]} {high[1]}")
+    else:
+        text = " ".join(map(str, low or high))
+    optional = type(None) in _types(f.annotation)
+    return f"must be {text}" + ((", or null" if low and high else " or null") if optional else "")
 
 
 def _type_name(tp: Any) -> str:
-    return str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")
+    if typing.get_origin(tp) is Literal:
+        tp = type(typing.get_args(tp)[0])
+    return " | ".join(str(t).replace("typing.", "").replace("<class '", "").replace("'>", "").replace("NoneType", "None")
+                      for t in _types(tp))
 
 
-def _build(cls: type, raw: Any, prefix: str):
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{prefix or 'params'}: expected a mapping of keys, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        key = f"{prefix}{unknown[0]}"
-        raise ParamsError(f"unknown key '{key}'; allowed keys here: {', '.join(fields)}")
-    values = {}
-    for name, f in fields.items():
-        key = f"{prefix}{name}"
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            values[name] = _build(tp, raw.get(name), f"{key}.")
-            continue
-        if name not in raw:
-            continue
-        value = raw[name]
-        if tp is float and isinstance(value, str):  # PyYAML reads '2e-4' as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if not _type_ok(value, tp):
-            raise ParamsError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-        check = f.metadata.get("check")
-        problem = check(value) if check else None
-        if problem:
-            raise ParamsError(f"{key}={value!r} {problem}")
-        values[name] = float(value) if tp is float else value
-    return cls(**values)
+def _readable(exc: ValidationError, raw: Any) -> str:
+    """pydantic's first error as the one line a user acts on, naming the dotted key."""
+    err = exc.errors()[0]
+    loc = [p for p in err["loc"] if isinstance(p, str)]
+    model, path = Params, []
+    for part in loc[:-1]:
+        model, path = model.model_fields[part].annotation, path + [part]
+    name = loc[-1] if loc else ""
+    key = ".".join(path + [name]) if name else "params"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{key}'; allowed keys here: {', '.join(model.model_fields)}"
+    value = raw
+    for part in loc:
+        value = value.get(part) if isinstance(value, dict) else None
+    f = model.model_fields.get(name) if name else None
+    if err["type"] in ("model_type", "dict_type"):
+        return f"{key}: expected a mapping of keys, got {value!r}"
+    if err["type"] == "check":
+        return f"{key}={value!r} {err['msg']}"
+    if err["type"] == "literal_error":
+        (tp,) = [t for t in _types(f.annotation) if typing.get_origin(t) is Literal]
+        return f"{key}={value!r} must be one of: {', '.join(map(str, typing.get_args(tp)))}"
+    if err["type"] in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"{key}={value!r} {_bounds(f)}"
+    return f"{key}: expected {_type_name(f.annotation) if f else 'a value'}, got {value!r}"
 
 
 def crop_error(dataset: str, crop: str) -> str:
@@ -311,7 +339,10 @@ def crop_error(dataset: str, crop: str) -> str:
 
 def parse_params(raw: Any) -> Params:
     """Build and validate Params from a parsed params.yaml mapping."""
-    params = _build(Params, raw, "")
+    try:
+        params = Params.model_validate({} if raw is None else raw)
+    except ValidationError as exc:
+        raise ParamsError(_readable(exc, raw)) from None
     if params.model.cell not in params.model.variants:
         raise ParamsError(
             f"model.cell={params.model.cell!r} is not in model.variants "

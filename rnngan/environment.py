@@ -27,7 +27,7 @@ PACKAGES = ("torch", "torchvision", "numpy", "scipy", "opencv-python", "onnxrunt
             "dvc", "dvclive")
 
 
-def _cpuinfo() -> dict[str, str]:
+def cpuinfo() -> dict[str, str]:
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -37,20 +37,20 @@ def _cpuinfo() -> dict[str, str]:
 
 
 def cpu_model() -> str:
-    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+    return cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
 def cpu_id() -> str | None:
     """Vendor, family, model and stepping: what names the CPU where a virtual machine's model
     name is generic ("Intel(R) Xeon(R) Processor")."""
-    info = _cpuinfo()
+    info = cpuinfo()
     if "vendor_id" not in info:
         return None
     return (f"{info['vendor_id']} family {info.get('cpu family', '?')} model {info.get('model', '?')} "
             f"stepping {info.get('stepping', '?')}")
 
 
-def _libraries(config: str) -> dict[str, str | None]:
+def libraries(config: str) -> dict[str, str | None]:
     """BLAS and oneDNN as `torch.__config__.show()` names them."""
     def line(pattern: str) -> str | None:
         m = re.search(pattern, config)
@@ -61,7 +61,7 @@ def _libraries(config: str) -> dict[str, str | None]:
             "onednn": line(r"MKL-DNN (v[\d.]+)")}
 
 
-def _gpu_driver() -> str | None:
+def gpu_driver() -> str | None:
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=10)
@@ -74,13 +74,13 @@ def run_environment(device, threads: int) -> dict:
     """Everything that decides a run's rounding: recorded in train.json."""
     import torch
 
-    flags = set(_cpuinfo().get("flags", "").split())
+    flags = set(cpuinfo().get("flags", "").split())
     env = {"device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
            "cpu_model": cpu_model(), "cpu_id": cpu_id(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-           "cpu_flags": [f for f in SIMD_FLAGS if f in flags], **_libraries(torch.__config__.show()),
+           "cpu_flags": [f for f in SIMD_FLAGS if f in flags], **libraries(torch.__config__.show()),
            "threads": threads, "torch": torch.__version__, "cuda": torch.version.cuda,
            "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
-           "gpu_driver": _gpu_driver() if device.type == "cuda" else None,
+           "gpu_driver": gpu_driver() if device.type == "cuda" else None,
            "kernel_env": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ},
            "portable": in_portable_mode(),
            "python": platform.python_version(), "platform": platform.platform()}

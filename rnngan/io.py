@@ -85,6 +85,18 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as dotted keys: {"a": {"b": 1}} -> {"a.b": 1} (an empty dict stays a value)."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def read_json(path: str | Path) -> Any:
     """A JSON file a stage reads; a missing one is the user's to fix (MissingInputError, a
     FileNotFoundError), e.g. a stage run by hand before the one that writes it."""

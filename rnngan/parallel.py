@@ -96,7 +96,7 @@ def core_shares(cores: list[int], jobs: int) -> list[list[int]]:
     return shares
 
 
-def _dvc(*args: str) -> list[str]:
+def dvc_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "dvc", *args]
 
 
@@ -105,7 +105,7 @@ def _run_phase(root: Path, env: dict, stages: tuple[str, ...], what: str, everyt
     if not stages and not everything:
         return
     log.info("rnngan repro: %s (%s)", what, ", ".join(stages) or "dvc repro")
-    r = subprocess.run(_dvc("repro", *stages), cwd=root, env=env)
+    r = subprocess.run(dvc_command("repro", *stages), cwd=root, env=env)
     if r.returncode != 0:
         raise ReproError(f"{what} failed (dvc repro {' '.join(stages)} exited {r.returncode}); fix it and rerun")
 
@@ -129,7 +129,7 @@ class _Job:
         stage = self.stages[self.index]
         self.log_file.write(f"=== dvc --wait-for-lock repro --single-item {stage} ===\n")
         self.log_file.flush()
-        self.proc = subprocess.Popen(_dvc("--wait-for-lock", "repro", "--single-item", stage), cwd=root,
+        self.proc = subprocess.Popen(dvc_command("--wait-for-lock", "repro", "--single-item", stage), cwd=root,
                                      env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=self._pin)
         return True

@@ -18,7 +18,7 @@ def build(parser):
 
 
 def work(params, args):
-    from rnngan.report import Inputs, write_report
+    from rnngan.report.stage import Inputs, write_report
 
     write_report(params, Inputs(args.raw, args.prepared, args.reference, args.comparison, args.models,
                                 args.samples, args.metrics, args.attributes), args.out)

@@ -3,7 +3,6 @@ the metric-at-a-time functions it replaces: bit for bit where the algorithm is u
 bootstrap, the KID bootstrap, PRDC's counts), within a stated bound where it is not (KID subsets)."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -108,11 +107,11 @@ def test_real_statistics_given_or_computed_give_the_same_numbers(sets):
 def test_feature_analysis_refuses_what_the_separate_functions_refuse():
     real, fake = _features(50, 8, 0), _features(40, 8, 1)
     with pytest.raises(ValueError, match="subset_size"):
-        feature_analysis(real, fake, dataclasses.replace(MP, kid_subset_size=45))
+        feature_analysis(real, fake, MP.model_copy(update=dict(kid_subset_size=45)))
     with pytest.raises(ValueError, match="k=40"):
-        feature_analysis(real, fake, dataclasses.replace(MP, kid_subset_size=10, nearest_k=40))
+        feature_analysis(real, fake, MP.model_copy(update=dict(kid_subset_size=10, nearest_k=40)))
     with pytest.raises(ValueError, match="feature dims differ"):
-        feature_analysis(real, _features(40, 9, 1), dataclasses.replace(MP, kid_subset_size=10))
+        feature_analysis(real, _features(40, 9, 1), MP.model_copy(update=dict(kid_subset_size=10)))
 
 
 def test_analyze_writes_the_numbers_of_the_metric_at_a_time_functions(tmp_path):

@@ -245,7 +245,7 @@ def test_a_stage_reports_user_errors_in_one_line_and_lets_bugs_raise(tmp_path, c
 def test_every_user_error_derives_from_user_error_and_keeps_its_builtin_base():
     """What run_stage and the CLI catch as 'your input is wrong'; `except ValueError` callers still work."""
     from rnngan.attributes import AttributesError
-    from rnngan.compare import CompareError
+    from rnngan.experiments import CompareError
     from rnngan.comparison import ComparisonError
     from rnngan.config import ParamsError, VariantError
     from rnngan.data.celeba_format import FormatError

@@ -16,7 +16,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from rnngan import compare as cmp
+from rnngan import experiments as cmp
 from rnngan.cli import app
 
 runner = CliRunner()
@@ -353,7 +353,7 @@ def test_html_is_a_standalone_page_with_escaped_cells():
     data[1]["experiments"][0]["revs"][0]["name"] = "<b>gru</b>"
     text = cmp.render(comparison(data), "html")
     assert text.startswith("<!doctype html>") and text.rstrip().endswith("</html>")
-    assert '<tr class="best"><td>&lt;b&gt;gru&lt;/b&gt;</td>' in text and "<b>gru</b>" not in text
+    assert '<td><strong>&lt;b&gt;gru&lt;/b&gt;</strong></td>' in text and "<b>gru</b>" not in text
 
 
 # --- the command ---------------------------------------------------------------------------
@@ -495,3 +495,21 @@ def test_variants_is_a_flag_pair_and_the_help_shows_no_bool_placeholders(saved):
     r = runner.invoke(app, ["compare", "--json", str(saved), "--variants", "true"])
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "rnngan compare: error: Got unexpected extra argument" in r.output and "`rnngan compare --help`" in r.output
+
+
+def test_the_report_and_compare_print_one_variant_alike():
+    """One definition of the all-variants table (rnngan.report.table): compare's columns after
+    `variant` are the report's, and the same metrics.json values print the same cells."""
+    from rnngan.report import table as variant_table
+
+    data = exp_show_output()
+    data[1]["data"]["metrics"][METRICS]["data"].update({"attr_tv": 0.119, "attr_modes": 0.40625})
+    rows = by_name(cmp.parse_exp_show(data, METRICS)[0])
+    head, body = cmp.table(cmp.compare([rows["master"]]))
+    report_cols = variant_table.columns("attributes")
+    first = head.index("variant") + 1
+    assert head[first:-1] == [c.head for c in report_cols]
+    assert body[0][first:-1] == variant_table.cells(rows["master"].metrics, report_cols, "n/a")
+    assert dict(zip(head, body[0]))["G / D params"] == "612k / 233k"
+    assert "FID bootstrap width" in [c.head for c in variant_table.columns("bootstrap")]
+    assert "FID bootstrap width" not in head          # the report's alone: runs' bootstrap intervals

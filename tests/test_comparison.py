@@ -7,7 +7,8 @@ import pytest
 from scipy import stats
 
 from rnngan.comparison import ComparisonError, compare_runs, median_run, medians
-from rnngan.report import metrics_json, verdict
+from rnngan.report.values import metrics_json
+from rnngan.report.verdict import verdict
 from rnngan.statistics import holm
 from runs import ROUNDS, attributes_of, metrics_of, params_for, write_runs
 

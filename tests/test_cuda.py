@@ -73,7 +73,7 @@ def test_short_bf16_channels_last_run_on_cuda_trains_and_resumes(cell, tmp_path)
 def test_cudnn_fused_rnn_has_no_double_backward_so_the_penalty_takes_the_step_loop(cell):
     """Why training's R1/R2 forward passes fused=False: cuDNN's RNN kernels have no double
     backward. The fused path fails on the penalty; the step loop gives it, through every cell."""
-    from rnngan.losses import gradient_penalty
+    from rnngan.training.losses import gradient_penalty
 
     dev = torch.device("cuda")
     torch.manual_seed(0)

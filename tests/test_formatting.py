@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from rnngan.formatting import count, fmt, spread, variant_name, with_interval
+from rnngan.report.formatting import count, fmt, spread, variant_name, with_interval
 
 
 @pytest.mark.parametrize("value, digits, text", [(-0.0, 1, "0.0"), (-0.04, 1, "0.0"), (-0.0004, 3, "0.000"),

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from rnngan import config
 from rnngan.config import ParamsError, parse_params
-from rnngan.losses import LOSSES, gradient_penalty
+from rnngan.training.losses import LOSSES, gradient_penalty
 from rnngan.models.networks import NetConfig, build_discriminator, build_generator
 
 VARIANTS = ["rnn", "lstm", "gru", "sru", "dcgan"]
@@ -114,7 +114,7 @@ def r3gan(cell: str, **kw):
 def test_the_penalty_step_runs_every_cell_step_by_step_and_lazily_every_reg_every_steps(images, tmp_path, monkeypatch):
     """The one place the CUDA-only constraint meets the CPU: a regularised D forward asks for
     fused=False (cuDNN's RNN has no double backward), the others leave the choice to the device."""
-    from rnngan import losses, training
+    from rnngan.training import losses, train, updates
     from rnngan.models.networks import Discriminator
 
     seen, penalties = [], []
@@ -131,8 +131,8 @@ def test_the_penalty_step_runs_every_cell_step_by_step_and_lazily_every_reg_ever
         penalties.append(1)
         return real_penalty(logits, inputs)
     monkeypatch.setattr(Discriminator, "forward", spy)
-    monkeypatch.setattr(training, "gradient_penalty", counted)
-    training.train(r3gan("lstm", reg_every=4), images, tmp_path / "out", tmp_path / "work")
+    monkeypatch.setattr(updates, "gradient_penalty", counted)
+    train(r3gan("lstm", reg_every=4), images, tmp_path / "out", tmp_path / "work")
     # steps 4 and 8 of 8 regularise, R1 and R2 each: 4 penalties, every one through the step loop
     assert len(penalties) == 4 and seen and set(seen) == {False}
 
@@ -152,7 +152,8 @@ def test_the_r3gan_recipe_trains_every_variant_with_finite_weights(cell, images,
 def test_lazy_regularisation_scales_the_penalty_by_its_interval():
     """StyleGAN2's gain: with reg_every k the penalty is applied every k-th step at k times gamma,
     so its average pull on D is the same as gamma every step."""
-    from rnngan.training import Dist, Run
+    from rnngan.training.distributed import Dist
+    from rnngan.training.updates import Run
 
     torch.manual_seed(0)
     real = torch.rand(8, 3, 16, 16) * 2 - 1

@@ -9,7 +9,8 @@ import torch
 from rnngan.models.cells import CELLS
 from rnngan.models.networks import (Discriminator, Generator, NetConfig, build_discriminator,
                                     build_generator, count_parameters)
-from rnngan.training import BatchSampler, ema_decay, ema_half_life, recompute_batchnorm, update_ema
+from rnngan.training.data import BatchSampler
+from rnngan.training.ema import ema_decay, ema_half_life, recompute_batchnorm, update_ema
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -135,7 +136,7 @@ def test_d_loss_is_cross_entropy_and_smoothing_moves_the_real_optimum():
 
     import torch.nn.functional as F
 
-    from rnngan.losses import LOSSES
+    from rnngan.training.losses import LOSSES
 
     d_loss, g_loss = LOSSES["ns"].d, LOSSES["ns"].g
 

@@ -52,7 +52,7 @@ def fake_layout(monkeypatch, tmp_path, behaviour):
     chains = {run: (f"train@{run}", f"sample@{run}", f"analyze@{run}") for run in ("a-0", "b-0", "c-0")}
     monkeypatch.setattr(parallel, "layout", lambda root: Layout(("data",), chains, ("report",)))
     monkeypatch.setattr(parallel, "stale", lambda root, env: {"train@a-0", "analyze@b-0", "train@c-0"})
-    monkeypatch.setattr(parallel, "_dvc", fake_dvc(tmp_path, behaviour))
+    monkeypatch.setattr(parallel, "dvc_command", fake_dvc(tmp_path, behaviour))
 
 
 def test_chains_run_in_order_on_their_own_cores_then_the_rest(tmp_path, monkeypatch):

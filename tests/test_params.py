@@ -1,7 +1,6 @@
 """params.yaml: typed, frozen, validated; errors name the key and the allowed values."""
 import copy
-import dataclasses
-
+import pydantic
 import pytest
 import yaml
 
@@ -25,7 +24,7 @@ def test_committed_params_are_valid_and_match_the_documented_defaults(raw):
 
 def test_params_are_frozen(raw):
     p = parse_params(raw)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         p.model.cell = "gru"
 
 
@@ -115,3 +114,60 @@ def test_every_stage_refuses_bad_params_before_work_and_writes_nothing(tmp_path,
     assert r.returncode == 2
     assert "model.cell='transformer' must be one of: rnn, lstm, gru, sru" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_types_are_strict_and_floats_take_yaml_exponents(raw):
+    """`true` is not a number and 1.5 not a step count; PyYAML's string '2e-4' is the float it spells."""
+    for key, value, message in (("lr", True, "train.lr: expected float, got True"),
+                                ("steps", 1.5, "train.steps: expected int, got 1.5"),
+                                ("lr_d", "fast", "train.lr_d: expected float | None, got 'fast'")):
+        bad = copy.deepcopy(raw)
+        bad["train"][key] = value
+        with pytest.raises(ParamsError) as err:
+            parse_params(bad)
+        assert str(err.value) == message
+    raw["train"]["lr"] = "2e-4"
+    assert parse_params(raw).train.lr == 2e-4
+
+
+def test_a_section_that_is_not_a_mapping_is_named(raw):
+    raw["train"] = 5
+    with pytest.raises(ParamsError, match="train: expected a mapping of keys, got 5"):
+        parse_params(raw)
+
+
+def test_committed_schema_is_the_code_s_and_validates_params_yaml(raw):
+    """params.schema.json is what `rnngan params-schema` prints today, params.yaml points editors
+    at it, the committed params.yaml passes it and a bad value fails it as the code does."""
+    import json
+
+    import jsonschema
+
+    from rnngan.config import params_schema
+
+    committed = json.loads((PROJECT / "params.schema.json").read_text())
+    assert committed == params_schema(), "regenerate: rnngan params-schema --out params.schema.json"
+    assert (PROJECT / "params.yaml").read_text().startswith("# yaml-language-server: $schema=params.schema.json\n")
+    jsonschema.validate(raw, committed)
+    for section, key, value in (("train", "loss", "wgan"), ("model", "hidden", 0), ("model", "hiden", 3),
+                                ("augment", "flip", 1.5)):
+        bad = copy.deepcopy(raw)
+        bad[section][key] = value
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, committed)
+        with pytest.raises(ParamsError):
+            parse_params(bad)
+
+
+def test_params_schema_command_prints_and_writes_the_schema(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from rnngan.cli import app
+    from rnngan.config import params_schema
+
+    r = CliRunner().invoke(app, ["params-schema"])
+    assert r.exit_code == 0 and json.loads(r.output) == params_schema()
+    r = CliRunner().invoke(app, ["params-schema", "--out", str(tmp_path / "s.json")])
+    assert r.exit_code == 0 and json.loads((tmp_path / "s.json").read_text()) == params_schema()

@@ -17,7 +17,9 @@ from rnngan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from rnngan.models.networks import (Discriminator, Generator, ModulatedBatchNorm, NetConfig, build_discriminator,
                                     build_generator, count_parameters)
 from rnngan.models.sizing import parameter_counts
-from rnngan.training import Dist, Run, TrainConfig
+from rnngan.training import TrainConfig
+from rnngan.training.distributed import Dist
+from rnngan.training.updates import Run
 
 SMALL = dict(image_size=16, hidden=16, timesteps=2, z_dim=8, nf=8)
 
@@ -333,7 +335,7 @@ def test_the_augment_stage_passes_images_through_when_the_real_side_is_redrawn(t
 # -- the mode-seeking term (train.mode_seeking) -----------------------------------------------
 
 def test_mode_seeking_term_is_large_for_a_collapsed_generator_and_small_for_a_diverse_one():
-    from rnngan.losses import mode_seeking
+    from rnngan.training.losses import mode_seeking
 
     z = torch.randn(16, 8)
     collapsed = torch.zeros(16, 3, 4, 4) + torch.randn(1, 3, 4, 4)     # one image for every z

@@ -10,8 +10,10 @@ from rnngan.config import parse_params
 from rnngan.environment import packages
 from rnngan.grids import make_grid
 from rnngan.grids import save_grid
-from rnngan.report import provenance, render_environment, verdict
-from rnngan.report_figures import samples_canvas, samples_figure, write_jpeg
+from rnngan.report.figures import samples_canvas, samples_figure, write_jpeg
+from rnngan.report.markdown import render_environment
+from rnngan.report.stage import provenance
+from rnngan.report.verdict import verdict
 from runs import attributes_of, params_for, train_of, write_runs
 
 
@@ -153,11 +155,11 @@ SUMMARY = {"available": True, "kept": ["Male", "Smiling"], "dropped": {"Bald": "
 
 
 def test_the_attribute_section_has_every_variant_the_real_row_the_classifier_and_the_figure(tmp_path):
-    from rnngan.report import _tiers_text
-    from rnngan.report_attributes import attribute_lines, attributes_figure
+    from rnngan.report.attributes import attribute_lines, attributes_figure
+    from rnngan.report.verdict import tiers_text
 
     c = _attribute_comparison(tmp_path)
-    md = "\n".join(attribute_lines(c, SUMMARY, _tiers_text))
+    md = "\n".join(attribute_lines(c, SUMMARY, tiers_text))
     assert "| rnn | 0.310 ± 0.014 | Male (0.320) | 0.312 ± 0.088 (2 / 3 of 8) |" in md
     assert "| dcgan | 0.055 ± 0.007 |" in md and "| *held-out real* | 0.020 | Male (0.020) | 1.000 (8 of 8) |" in md
     assert "- **attribute TV**, best first: {`dcgan`} > {`rnn`}" in md
@@ -169,10 +171,10 @@ def test_the_attribute_section_has_every_variant_the_real_row_the_classifier_and
 
 
 def test_the_attribute_section_says_why_when_nothing_was_measured(tmp_path):
-    from rnngan.report import _tiers_text
-    from rnngan.report_attributes import attribute_lines
+    from rnngan.report.attributes import attribute_lines
+    from rnngan.report.verdict import tiers_text
 
     c = comparison_of(tmp_path, {"rnn": [10.0, 11.0], "lstm": [12.0, 13.0]}, [0, 1])
     c["attributes"] = {"measured": False, "reason": "cityscapes publishes no attribute labels"}
-    assert attribute_lines(c, {"available": False}, _tiers_text)[2] == (
+    assert attribute_lines(c, {"available": False}, tiers_text)[2] == (
         "Not measured: cityscapes publishes no attribute labels.")

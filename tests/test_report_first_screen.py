@@ -11,8 +11,10 @@ import pytest
 from rnngan.comparison import compare_runs
 from rnngan.config import parse_params
 from rnngan.environment import packages
-from rnngan.report import (code_version, metrics_json, recall_reading, recipe, render_markdown, render_origin,
-                           verdict_lines)
+from rnngan.report.markdown import recipe, render_markdown, render_origin
+from rnngan.report.stage import code_version
+from rnngan.report.values import metrics_json
+from rnngan.report.verdict import recall_reading, verdict_lines
 from runs import attributes_of, params_for, write_runs
 
 SUMMARY = {"available": True, "kept": ["Male", "Smiling"], "dropped": {}, "min_accuracy": 0.85,

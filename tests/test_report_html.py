@@ -13,7 +13,7 @@ import pytest
 
 from conftest import PROJECT
 from rnngan.grids import save_grid
-from rnngan.report_html import ReportHtmlError, markdown_to_html
+from rnngan.report.html import ReportHtmlError, markdown_to_html
 
 # Runs in the page after it loaded (details opened, so folded tables are measured too) and leaves
 # its findings in a <pre> that --dump-dom prints.

@@ -161,11 +161,11 @@ def test_the_check_names_a_missing_and_a_superfluous_dep():
     """The real train stage's deps, one module dropped and an unrelated one added."""
     stage = STAGES["train"]
     closure = import_closure(PROJECT, PROJECT / stage_entry(stage))
-    assert "rnngan/losses.py" in closure and "rnngan/report.py" not in closure
-    broken = [d for d in stage["deps"] if d != "rnngan/losses.py"] + ["rnngan/report.py", "rnngan/nowhere.py"]
+    assert "rnngan/grids.py" in closure and "rnngan/report/stage.py" not in closure
+    broken = [d for d in stage["deps"] if d != "rnngan/grids.py"] + ["rnngan/report/stage.py", "rnngan/nowhere.py"]
     assert deps_problems(PROJECT, closure, broken) == [
-        "rnngan/report.py: listed, but the stage does not import it",
+        "rnngan/report/stage.py: listed, but the stage does not import it",
         "rnngan/nowhere.py: no such file or folder",
-        "rnngan/losses.py: imported by the stage, but not in its deps"]
-    twice = stage["deps"] + ["rnngan/losses.py"]
-    assert deps_problems(PROJECT, closure, twice) == ["rnngan/losses.py: listed twice (rnngan/losses.py and rnngan/losses.py)"]
+        "rnngan/grids.py: imported by the stage, but not in its deps"]
+    twice = stage["deps"] + ["rnngan/grids.py"]
+    assert deps_problems(PROJECT, closure, twice) == ["rnngan/grids.py: listed twice (rnngan/grids.py and rnngan/grids.py)"]

@@ -12,11 +12,12 @@ import pytest
 import torch
 import yaml
 
-import rnngan.training as training
+from rnngan.training import losses, updates
 from conftest import PROJECT
 from rnngan.data.augment import Policy
 from rnngan.models.networks import NetConfig
-from rnngan.training import BatchSampler, TrainConfig, TrainingError, load_checkpoint, train
+from rnngan.training import TrainConfig, TrainingError, load_checkpoint, train
+from rnngan.training.data import BatchSampler
 
 NET = NetConfig(cell="gru", image_size=16, hidden=16, timesteps=2, z_dim=8, nf=8)
 CFG = TrainConfig(net=NET, seed=3, steps=24, batch_size=8, lr=2e-4, beta1=0.5, beta2=0.999, ema_images=40, ema_rampup=0.05,
@@ -38,7 +39,7 @@ def images(tmp_path):
 
 def interrupt_at(monkeypatch, step: int):
     """Raise out of training in the middle of `step` (after the updates, before any save)."""
-    real = training.update_ema
+    real = updates.update_ema
     calls = {"n": 0}
 
     def update(ema, model, decay):
@@ -46,7 +47,7 @@ def interrupt_at(monkeypatch, step: int):
         calls["n"] += 1
         if calls["n"] == step:
             raise Interrupt(f"killed at step {step}")
-    monkeypatch.setattr(training, "update_ema", update)
+    monkeypatch.setattr(updates, "update_ema", update)
 
 
 def tensors(blob, prefix=""):
@@ -92,7 +93,7 @@ def test_interrupted_run_resumes_to_bit_identical_weights(tmp_path, images, monk
     assert all(torch.equal(ga[k], gb[k]) for k in ga)
     # the published EMA generator carries BatchNorm statistics of its own weights, not the raw G's
     from rnngan.sampling import load_generator
-    from rnngan.training import recompute_batchnorm
+    from rnngan.training.ema import recompute_batchnorm
 
     G = load_generator(tmp_path / "a" / "generator.pt", torch.device("cpu"))
     raw = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["G"]
@@ -169,13 +170,13 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, images):
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, images, monkeypatch):
-    ns, calls = training.LOSSES["ns"], {"n": 0}
+    ns, calls = losses.LOSSES["ns"], {"n": 0}
 
     def poisoned(fake_logits, real_logits=None):
         calls["n"] += 1
         loss = ns.g(fake_logits, real_logits)
         return loss * float("nan") if calls["n"] == 9 else loss
-    monkeypatch.setitem(training.LOSSES, "ns", dataclasses.replace(ns, g=poisoned))
+    monkeypatch.setitem(losses.LOSSES, "ns", dataclasses.replace(ns, g=poisoned))
     with pytest.raises(TrainingError, match=r"non-finite value at step 9 \(loss_g=nan.*step 6\) is kept"):
         train(CFG, images, tmp_path / "b", tmp_path / "b.work")
     blob = load_checkpoint(tmp_path / "b.work" / "last.pt")
@@ -263,7 +264,7 @@ def test_a_seed_is_the_same_run_in_any_seeds_list_and_only_the_seed_reaches_trai
     cfg = TrainConfig.from_params(one, "gru", 0)
     assert cfg == TrainConfig.from_params(three, "gru", 0)
     # the data seed does not reach the training config: it reaches training through the data only
-    other_data_seed = dataclasses.replace(three, seed=7)
+    other_data_seed = three.model_copy(update={"seed": 7})
     assert TrainConfig.from_params(other_data_seed, "gru", 0) == cfg
     runs = {}
     for name, c in (("a", cfg), ("b", TrainConfig.from_params(three, "gru", 0)),
@@ -280,7 +281,7 @@ def test_the_train_stage_lists_every_train_param_but_the_seeds(tmp_path):
 
     stage = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]["train"]
     listed = {p for p in stage["params"] if p.startswith("train.")}
-    assert listed == {f"train.{f.name}" for f in dataclasses.fields(TrainParams) if f.name != "seeds"}
+    assert listed == {f"train.{name}" for name in TrainParams.model_fields if name != "seeds"}
     assert "seed" not in stage["params"] and stage["matrix"] == {"cell": "${model.variants}",
                                                                   "seed": "${train.seeds}"}
 
@@ -294,7 +295,7 @@ TENSOR_COLLECTIVES = {"all_reduce", "reduce", "all_gather", "all_gather_into_ten
 def test_every_tensor_collective_of_the_package_goes_through_all_reduce_():
     """NCCL takes CUDA tensors only: a collective called on its own (the log flush reduced
     statistics it had moved to the CPU) kills multi-GPU training, and gloo, all CI can run,
-    takes either. So every tensor collective goes through training.all_reduce_, which moves the
+    takes either. So every tensor collective goes through training.distributed.all_reduce_, which moves the
     tensor to the process group's device."""
     import ast
 
@@ -308,13 +309,13 @@ def test_every_tensor_collective_of_the_package_goes_through_all_reduce_():
                 if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                         and node.func.attr in TENSOR_COLLECTIVES and fn.name != "all_reduce_"):
                     calls.append(f"{path.relative_to(PROJECT)}:{node.lineno} {fn.name}: .{node.func.attr}(...)")
-    assert not calls, "tensor collectives outside training.all_reduce_:\n" + "\n".join(calls)
+    assert not calls, "tensor collectives outside training.distributed.all_reduce_:\n" + "\n".join(calls)
 
 
 def test_all_reduce_runs_on_the_group_device_in_place(monkeypatch):
     import torch.distributed as dist
 
-    from rnngan.training import Dist, all_reduce_
+    from rnngan.training.distributed import Dist, all_reduce_
 
     seen = []
 

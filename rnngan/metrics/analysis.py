@@ -41,9 +41,9 @@ import numpy as np
 import torch
 
 from rnngan.config import MetricsParams
-from rnngan.metrics.bootstrap import (KID_BLOCK, BootstrapPlan, BootstrapResult, _result, cubic_kernel_,
+from rnngan.metrics.bootstrap import (KID_BLOCK, BootstrapPlan, BootstrapResult, bootstrap_result, cubic_kernel_,
                                       features_digest, fid_replicates, within_set_from_sums)
-from rnngan.metrics.fid import _as_features, _same_dim, feature_statistics, fid_from_statistics
+from rnngan.metrics.fid import as_features, same_dim, feature_statistics, fid_from_statistics
 from rnngan.metrics.prdc import check_k, manifold_pass
 
 
@@ -87,7 +87,7 @@ def fid_bootstrap_part(r: np.ndarray, f: np.ndarray, plan: BootstrapPlan, point:
                        digest: str, progress_desc: str | None = None) -> BootstrapResult:
     """`bootstrap.fid_bootstrap` with its point estimate given (it is `fid_part`'s number)."""
     reps = fid_replicates(r, {"fake": f}, {"fake": plan}, progress_desc)["fake"]
-    return _result("fid", point, reps, confidence, plan, digest)
+    return bootstrap_result("fid", point, reps, confidence, plan, digest)
 
 
 class _KidSums:
@@ -124,9 +124,9 @@ def feature_analysis(real: np.ndarray, fake: np.ndarray, mp: MetricsParams, real
     else computed. `seed` seeds the bootstrap plan and the KID subsets alike, as analyze always
     did (seed 0: every variant resamples the same real rows in round r, which pairs them).
     """
-    r = _as_features(real, "real features", min_count=2)
-    f = _as_features(fake, "fake features", min_count=2)
-    _same_dim(r, f)
+    r = as_features(real, "real features", min_count=2)
+    f = as_features(fake, "fake features", min_count=2)
+    same_dim(r, f)
     if mp.kid_subset_size > min(len(r), len(f)):
         raise ValueError(f"kid: subset_size {mp.kid_subset_size} is larger than a feature set "
                          f"(real {len(r)}, fake {len(f)}); lower it or use more samples")
@@ -153,7 +153,7 @@ def feature_analysis(real: np.ndarray, fake: np.ndarray, mp: MetricsParams, real
     yy = within_set_from_sums(sums.boot_sums["fake-fake"], ft, boot["fake"])
     xy = sums.boot_sums["real-fake"] / (len(r) * len(f))
     values = (xx + yy - 2 * xy).numpy()
-    boot_kid = _result("kid", values[0], values[1:], mp.confidence, plan, digest)
+    boot_kid = bootstrap_result("kid", values[0], values[1:], mp.confidence, plan, digest)
     # the subsets: torch-fidelity's unbiased MMD^2 of each, then its mean and (ddof 0) std
     m = mp.kid_subset_size
     mmd = (within_set_from_sums(sums.subset_sums["real-real"], rt, subsets["real"])

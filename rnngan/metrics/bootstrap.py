@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from rnngan.io import progress
-from rnngan.metrics.fid import _as_features, _same_dim, fid, fid_from_torch_statistics, sqrt_factor
+from rnngan.metrics.fid import as_features, same_dim, fid, fid_from_torch_statistics, sqrt_factor
 from rnngan.metrics.threads import one_thread, parallel_map
 
 KID_BLOCK = 1024          # rows of a kernel matrix held at once: 1024 x N float64
@@ -175,7 +175,7 @@ def centred_interval(replicates: np.ndarray, point: float, confidence: float) ->
     return percentile_interval(replicates - (replicates.mean() - point), confidence)
 
 
-def _result(metric: str, point: float, replicates: np.ndarray, confidence: float, plan: BootstrapPlan,
+def bootstrap_result(metric: str, point: float, replicates: np.ndarray, confidence: float, plan: BootstrapPlan,
             digest: str) -> BootstrapResult:
     replicates = np.asarray(replicates, dtype=np.float64)
     replicates.flags.writeable = False
@@ -188,11 +188,11 @@ def _validated(real: np.ndarray, fakes: Mapping[str, np.ndarray], rounds: int, s
     _check_confidence(confidence)
     if not fakes:
         raise ValueError("bootstrap: no generated feature sets given")
-    r = _as_features(real, "real features", min_count=2)
+    r = as_features(real, "real features", min_count=2)
     fs = {}
     for name, fake in fakes.items():
-        fs[name] = _as_features(fake, f"fake features {name!r}", min_count=2)
-        _same_dim(r, fs[name])
+        fs[name] = as_features(fake, f"fake features {name!r}", min_count=2)
+        same_dim(r, fs[name])
     plans = {name: BootstrapPlan(len(r), len(f), rounds, seed) for name, f in fs.items()}
     return r, fs, plans
 
@@ -268,7 +268,7 @@ def fid_bootstrap_many(real: np.ndarray, fakes: Mapping[str, np.ndarray], rounds
     r, fs, plans = _validated(real, fakes, rounds, seed, confidence)
     digest = features_digest(r)
     reps = fid_replicates(r, fs, plans, progress_desc)
-    return {name: _result("fid", fid(r, f), reps[name], confidence, plans[name], digest)
+    return {name: bootstrap_result("fid", fid(r, f), reps[name], confidence, plans[name], digest)
             for name, f in fs.items()}
 
 
@@ -343,7 +343,7 @@ def kid_bootstrap_many(real: np.ndarray, fakes: Mapping[str, np.ndarray], rounds
         yy = _within_set_term(ft, fake_counts)
         xy = _kernel_sums(rt, real_counts, ft, fake_counts) / (len(r) * len(f))
         values = (xx + yy - 2 * xy).numpy()
-        out[name] = _result("kid", values[0], values[1:], confidence, plans[name], digest)
+        out[name] = bootstrap_result("kid", values[0], values[1:], confidence, plans[name], digest)
     return out
 
 

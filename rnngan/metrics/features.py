@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from rnngan.io import log, progress
+from rnngan.metrics.extractor import FeatureExtractor
 from rnngan.metrics.threads import PARALLEL_BATCHES, parallel_map
 
 # Bump when anything that changes randinit's numbers changes (layers, seed, init, resize):
@@ -43,16 +44,6 @@ RANDINIT_LAYERS: tuple[tuple[int, int, int, int], ...] = (
     (256, 256, 3, 2),         # state size. 256 x 4 x 4
 )
 PIXELS_SIZE = 16
-
-
-class FeatureExtractor(torch.nn.Module):
-    """uint8 `N x 3 x H x W` -> float32 `N x dim`. `name` identifies the numbers (caches key on it)."""
-
-    name: str
-    dim: int
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
 
 
 def _check_input(x: torch.Tensor) -> None:

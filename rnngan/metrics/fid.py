@@ -30,7 +30,7 @@ from rnngan.metrics.threads import one_thread
 
 
 
-def _as_features(features: np.ndarray, what: str, min_count: int) -> np.ndarray:
+def as_features(features: np.ndarray, what: str, min_count: int) -> np.ndarray:
     """float64 `N x dim`, finite, with at least `min_count` rows."""
     f = np.asarray(features, dtype=np.float64)
     if f.ndim != 2 or f.shape[1] < 1:
@@ -42,7 +42,7 @@ def _as_features(features: np.ndarray, what: str, min_count: int) -> np.ndarray:
     return f
 
 
-def _same_dim(a: np.ndarray, b: np.ndarray) -> None:
+def same_dim(a: np.ndarray, b: np.ndarray) -> None:
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feature dims differ: {a.shape[1]} (real) vs {b.shape[1]} (fake); "
                          "were they made by the same extractor?")
@@ -54,7 +54,7 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     With N <= dim the covariance is singular; the Fréchet distance is still defined but biased
     upward, so use many more samples than dims for numbers worth reporting.
     """
-    f = _as_features(features, "feature_statistics", min_count=2)   # a covariance needs 2 rows
+    f = as_features(features, "feature_statistics", min_count=2)   # a covariance needs 2 rows
     # torch-fidelity's fid_features_to_statistics, line for line (without importing it)
     mu = np.mean(f, axis=0)
     sigma = np.cov(f, rowvar=False)
@@ -116,9 +116,9 @@ def fid_from_torch_statistics(mu1: torch.Tensor, sigma1: torch.Tensor, factor1: 
 
 def fid(real_features: np.ndarray, fake_features: np.ndarray) -> float:
     """Fréchet distance between the Gaussians fitted to two `N x dim` feature sets."""
-    real = _as_features(real_features, "real features", min_count=2)
-    fake = _as_features(fake_features, "fake features", min_count=2)
-    _same_dim(real, fake)
+    real = as_features(real_features, "real features", min_count=2)
+    fake = as_features(fake_features, "fake features", min_count=2)
+    same_dim(real, fake)
     return fid_from_statistics(*feature_statistics(real), *feature_statistics(fake))
 
 
@@ -134,9 +134,9 @@ def kid(real_features: np.ndarray, fake_features: np.ndarray, subsets: int, subs
         raise ValueError(f"kid: subsets must be >= 1, got {subsets}")
     if subset_size < 2:   # the unbiased estimator divides by m (m - 1)
         raise ValueError(f"kid: subset_size must be >= 2, got {subset_size}")
-    real = _as_features(real_features, "real features", min_count=1)
-    fake = _as_features(fake_features, "fake features", min_count=1)
-    _same_dim(real, fake)
+    real = as_features(real_features, "real features", min_count=1)
+    fake = as_features(fake_features, "fake features", min_count=1)
+    same_dim(real, fake)
     if subset_size > min(len(real), len(fake)):
         raise ValueError(f"kid: subset_size {subset_size} is larger than a feature set "
                          f"(real {len(real)}, fake {len(fake)}); lower it or use more samples")

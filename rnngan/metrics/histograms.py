@@ -19,7 +19,7 @@ LEVELS = 256
 CHUNK_PIXELS = 1 << 22        # pixels per chunk: ~4 MP, a few tens of MB of temporaries
 
 
-def _check_images(images: np.ndarray) -> None:
+def check_images(images: np.ndarray) -> None:
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 \
             or images.shape[-1] != 3:
         raise ValueError("expected uint8 images N x H x W x 3, got "
@@ -39,7 +39,7 @@ def _luma(chunk: np.ndarray) -> np.ndarray:
 
 def value_counts(images: np.ndarray) -> dict[str, np.ndarray]:
     """How many pixels take each value 0..255, per channel in CHANNELS (int64, length 256)."""
-    _check_images(images)
+    check_images(images)
     counts = {c: np.zeros(LEVELS, dtype=np.int64) for c in CHANNELS}
     step = max(1, CHUNK_PIXELS // (images.shape[1] * images.shape[2]))
     for start in range(0, len(images), step):
@@ -162,7 +162,7 @@ def _hsv_counts(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Both are integers (the chroma sums as float64, exact below 2**53, i.e. for any 200k x 64 x 64
     set), so the result does not depend on how the images are split into chunks.
     """
-    _check_images(images)
+    check_images(images)
     hue = np.zeros(LEVELS, dtype=np.float64)
     saturation = np.zeros(LEVELS, dtype=np.int64)
     w = images.shape[2]

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnngan.io import log, sha256_file
-from rnngan.metrics.features import FeatureExtractor
+from rnngan.metrics.extractor import FeatureExtractor
 from rnngan.metrics.weights import (FID_HELPER_FILE, HUB_FILES, KNOWN_WEIGHTS, TORCH_FIDELITY_URL,  # noqa: F401
                                     InceptionWeightsError, find_weights)
 

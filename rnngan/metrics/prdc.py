@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rnngan.metrics.fid import _as_features, _same_dim
+from rnngan.metrics.fid import as_features, same_dim
 
 # A distance that equals a radius up to this relative round-off counts as *on* the sphere, so
 # outside the open ball. The same pair's distance comes out of two different matrix products
@@ -133,9 +133,9 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5, batch_size: int = 1024,
         raise ValueError(f"prdc: k must be an integer >= 1, got {k!r}")
     if batch_size < 1:
         raise ValueError(f"prdc: batch_size must be >= 1, got {batch_size}")
-    r = _as_features(real, "real features", min_count=1)
-    f = _as_features(fake, "fake features", min_count=1)
-    _same_dim(r, f)
+    r = as_features(real, "real features", min_count=1)
+    f = as_features(fake, "fake features", min_count=1)
+    same_dim(r, f)
     check_k(k, len(r), len(f))
     device = torch.device(device)
     centre = r.mean(axis=0)                          # distances ignore a shift; it cuts round-off

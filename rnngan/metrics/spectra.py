@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnngan.metrics.histograms import _check_images
+from rnngan.metrics.histograms import check_images
 
 CHUNK_PIXELS = 1 << 16        # pixels per chunk: 64k stay in cache, 2x faster than 1M
 POWER_FLOOR = 1e-12           # relative power below this counts as this in spectral_distance
@@ -69,7 +69,7 @@ def power_spectrum(images: np.ndarray, chunk: int | None = None) -> np.ndarray:
     in the last digits. If every image is constant there is no power to divide by and every entry
     is NaN.
     """
-    _check_images(images)
+    check_images(images)
     n, height, width = images.shape[:3]
     if chunk is None:
         chunk = max(1, CHUNK_PIXELS // (height * width))

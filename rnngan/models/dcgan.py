@@ -17,16 +17,15 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from rnngan.models.networks import (ModulatedBatchNorm, NetConfig, dcgan_init, discriminator_norm,
-                                    finish_modulation, generator_norm, minibatch_stddev)
+from rnngan.models.layers import (ModulatedBatchNorm, NetConfig, dcgan_init, discriminator_norm, finish_modulation,
+                                  generator_norm, levels, minibatch_stddev)
 
 
 def _levels(size: int) -> int:
-    """k, the number of stride-2 layers between the 4x4 map and `size` x `size` pixels."""
-    k = size.bit_length() - 3
-    if size < 8 or size != 4 << k:
+    """k, the number of stride-2 layers between the 4x4 map and `size` x `size` pixels (at least one)."""
+    if size < 8 or size & (size - 1):
         raise ValueError(f"dcgan: image size {size} must be a power of two, at least 8")
-    return k
+    return levels(size, 4)
 
 
 class DCGANGenerator(nn.Module):

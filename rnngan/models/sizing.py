@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from rnngan.models.dcgan import _levels as _dcgan_levels
-from rnngan.models.networks import ModulatedBatchNorm, NetConfig, _levels, split_variant
+from rnngan.models.layers import ModulatedBatchNorm, NetConfig, levels, split_variant
 
 REFERENCE = "lstm"
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}   # weight blocks of the nn.*Cell (W_ih, W_hh, b_ih, b_hh)
@@ -45,7 +44,7 @@ def _norm(cfg: NetConfig, c: int) -> int:
 def _recurrent_generator(cfg: NetConfig) -> int:
     h, z = cfg.hidden, cfg.z_dim
     n_in = z * (2 if cfg.feedback else 1)
-    chans = [cfg.nf * 2 ** i for i in reversed(range(_levels(cfg.image_size, 4)))]
+    chans = [cfg.nf * 2 ** i for i in reversed(range(levels(cfg.image_size, 4)))]
     decoder = (_linear(h + (z if cfg.z_decoder else 0), chans[0] * 16, bias=False)
                + sum(_conv4(a, b) for a, b in zip(chans, chans[1:])) + _conv4(chans[-1], 3)
                + cfg.timesteps * sum(_norm(cfg, c) for c in chans))    # per-step BatchNorm
@@ -57,7 +56,7 @@ def _recurrent_generator(cfg: NetConfig) -> int:
 
 
 def _recurrent_discriminator(cfg: NetConfig) -> int:
-    h, downs = cfg.disc_hidden, _levels(cfg.image_size, 8)
+    h, downs = cfg.disc_hidden, levels(cfg.image_size, 8)
     chans = [cfg.disc_nf * 2 ** i for i in range(downs)]
     bn = cfg.d_norm == "batch"
     trunk = sum(_conv4(a, b, bias=i == 0) + (2 * b if i and bn else 0)
@@ -67,13 +66,13 @@ def _recurrent_discriminator(cfg: NetConfig) -> int:
 
 
 def _dcgan_generator(cfg: NetConfig) -> int:
-    chans = [cfg.nf * 2 ** i for i in reversed(range(_dcgan_levels(cfg.image_size)))]
+    chans = [cfg.nf * 2 ** i for i in reversed(range(levels(cfg.image_size, 4)))]
     return (_conv4(cfg.z_dim, chans[0]) + _norm(cfg, chans[0])
             + sum(_conv4(a, b) + _norm(cfg, b) for a, b in zip(chans, chans[1:])) + _conv4(chans[-1], 3))
 
 
 def _dcgan_discriminator(cfg: NetConfig) -> int:
-    chans = [cfg.disc_nf * 2 ** i for i in range(_dcgan_levels(cfg.image_size))]
+    chans = [cfg.disc_nf * 2 ** i for i in range(levels(cfg.image_size, 4))]
     bn = 2 if cfg.d_norm == "batch" else 0
     return (_conv4(3, chans[0]) + sum(_conv4(a, b) + bn * b for a, b in zip(chans, chans[1:]))
             + _conv4(chans[-1] + (cfg.mbstd_group > 0), 1))

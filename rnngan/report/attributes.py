@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnngan.formatting import fmt, variant_name
-from rnngan.formatting import spread as _spread
+from rnngan.report.formatting import fmt, variant_name
+from rnngan.report.formatting import spread as _spread
 
 # Tested attribute metrics as the report names them: key, label, digits.
 ATTRIBUTE_TESTED = (("attr_tv", "attribute TV", 3), ("attr_modes", "joint modes produced", 3),
@@ -73,9 +73,9 @@ def attribute_lines(comparison: dict, summary: dict, tiers_text) -> list[str]:
 def attributes_figure(comparison: dict, summary: dict, out: Path) -> None:
     """Two heatmaps over the kept attributes: frequencies (real, held-out real, every variant's
     mean over seeds), and each row's difference from the real frequency."""
-    from rnngan.report_figures import _pyplot, save_plot
+    from rnngan.report.figures import pyplot, save_plot
 
-    plt, sns = _pyplot()
+    plt, sns = pyplot()
     kept = summary["kept"]
     rows = {"real (train)": summary["real_frequency"], "held-out real": comparison["real"]["attr_frequency"]}
     rows.update({v: comparison["per_variant"][v]["attribute_frequency"] for v in comparison["variants"]})

@@ -51,3 +51,16 @@ def variant_name(variant: str) -> str:
     except VariantError:
         return variant           # a name from another revision's params: shown as written
     return variant if g == d else f"{variant} (G {g}, D {d})"
+
+
+def param_text(v) -> str:
+    """A param value as params.yaml spells it: true, null, 0.0002, [0, 1, 2]."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(param_text(x) for x in v) + "]"
+    return str(v)

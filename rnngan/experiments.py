@@ -18,20 +18,21 @@ Parsing and rendering are pure functions; `exp_show` runs DVC.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import math
-import re
 import subprocess
 import sys
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from rnngan.config import VariantError, split_variant
 from rnngan.errors import UserError
-from rnngan.formatting import NA, variant_name, with_interval
-from rnngan.formatting import fmt as _fmt
+from rnngan.io import flatten
+from rnngan.report import table as variant_table
+from rnngan.report.formatting import NA, param_text, variant_name
+from rnngan.report.html import markdown_to_html
 
 # What a row carries from the metrics file: the headline's top level, or one `cells.<cell>`.
 METRIC_KEYS = ("fid", "fid_lo", "fid_hi", "fid_std", "kid", "kid_lo", "kid_hi", "kid_std", "precision",
@@ -88,24 +89,13 @@ def _short(rev: str) -> str:
     return rev if rev == "workspace" else rev[:7]
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def _params(data: dict | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path, entry in ((data or {}).get("params") or {}).items():
         values = entry.get("data") if isinstance(entry, dict) else None
         if isinstance(values, dict):
             prefix = "" if path == "params.yaml" else f"{path}:"
-            out.update(_flatten(values, prefix))
+            out.update(flatten(values, prefix))
     return out
 
 
@@ -286,7 +276,7 @@ def compare(rows: list[Row], notes: list[str] = (), metrics_file: str = "reports
     confs = {r.params.get("metrics.confidence") for r in rows if r.number("fid") is not None}
     conf = (f"{100 * _num(next(iter(confs))):g}%" if len(confs) == 1 and _num(next(iter(confs))) is not None
             else "their stated")
-    out_notes.append(f"Best FID: {_label(best)}, {_interval(best, 'fid', 2)}.")
+    out_notes.append(f"Best FID: {_label(best)}, {variant_table.COLUMNS_BY_HEAD['FID'].text(best.metrics)}.")
     if overlapping:
         out_notes.append(f"FID intervals overlapping the best's: {', '.join(_label(r) for r in overlapping)}. "
                          f"From these numbers they are not separable from the best at {conf} confidence.")
@@ -323,54 +313,25 @@ def compare(rows: list[Row], notes: list[str] = (), metrics_file: str = "reports
 
 # --- rendering ------------------------------------------------------------------------------
 
-def _param_text(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "null"
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, list):
-        return "[" + ", ".join(_param_text(x) for x in v) + "]"
-    return str(v)
-
-
-def _interval(r: Row, key: str, digits: int, scale: float = 1.0) -> str:
-    return with_interval(r.number(key), r.number(f"{key}_lo"), r.number(f"{key}_hi"), digits, scale)
-
-
-def _counts(r: Row) -> str:
-    g, d = r.number("params_g"), r.number("params_d")
-    if g is None and d is None:
-        return NA
-    return " / ".join(NA if x is None else f"{x / 1e3:,.0f}k" for x in (g, d))
-
-
-TABLE_HEAD = ("variant", "G / D params", "train s", "images/s", "seeds", "FID", "KID ×10⁻³", "precision",
-              "recall", "density", "coverage", "attribute TV", "joint modes", "vs best")
+# The report's all-variants columns (rnngan.report.table), every group: attribute coverage shows
+# n/a where a revision predates it; the FID bootstrap width is the report's alone.
+COLUMNS = variant_table.columns("attributes")
+TABLE_HEAD = (*(c.head for c in COLUMNS), "vs best")
 
 
 def table(c: Comparison) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the comparison table, as text (the report's all-variants columns)."""
-    head = ["experiment", "rev", "baseline", "status", *c.params, *TABLE_HEAD]
+    head = ["experiment", "rev", "baseline", "status", *c.params, "variant", *TABLE_HEAD]
     body = []
     for r, verdict in zip(c.rows, c.verdicts):
         cell = variant_name(r.cell) if r.cell else NA
         if c.variants and r.headline and r.cell:
             cell += " (headline)"
-        body.append([
-            r.name, r.rev, r.baseline or "", r.status,
-            *(_param_text(r.params[k]) if k in r.params else NA for k in c.params),
-            cell,
-            _counts(r),
-            _fmt(r.number("train_seconds"), 0), _fmt(r.number("images_per_s"), 0),
-            _fmt(r.number("seeds"), 0) if r.number("seeds") is not None else "1",
-            _interval(r, "fid", 2), _interval(r, "kid", 1, 1000.0),
-            _fmt(r.number("precision"), 3), _fmt(r.number("recall"), 3),
-            _fmt(r.number("density"), 3), _fmt(r.number("coverage"), 3),
-            _fmt(r.number("attr_tv"), 3), _fmt(r.number("attr_modes"), 3),
-            verdict or NA,
-        ])
+        # a metrics file from before replicates is one run: one seed
+        values = {**r.metrics, "seeds": r.metrics.get("seeds", 1)} if r.metrics else {}
+        body.append([r.name, r.rev, r.baseline or "", r.status,
+                     *(param_text(r.params[k]) if k in r.params else NA for k in c.params),
+                     cell, *variant_table.cells(values, COLUMNS, NA), verdict or NA])
     return head, body
 
 
@@ -383,41 +344,18 @@ def _intro(c: Comparison) -> str:
 
 def render_markdown(c: Comparison) -> str:
     head, body = table(c)
-    right = {"G / D params", "train s", "images/s", "seeds", "FID", "KID ×10⁻³", "precision", "recall",
-             "density", "coverage", "attribute TV", "joint modes"}
-    lines = [_intro(c), "", "| " + " | ".join(head) + " |",
-             "| " + " | ".join("---:" if h in right else "---" for h in head) + " |"]
+    rows = []
     for r, cells in zip(c.rows, body):
-        if r is c.best:
-            cells = [f"**{cells[0]}**", *cells[1:-1], "**best**"]
-        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
-    lines += [""] + [f"- {n}" for n in c.notes]
-    return "\n".join(lines) + "\n"
-
-
-STYLE = ("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
-         "tr.best{font-weight:bold;background:#eef7ee}</style>")
+        rows.append([f"**{cells[0]}**", *cells[1:-1], "**best**"] if r is c.best else cells)
+    first = head.index("variant") + 1
+    lines = [_intro(c), "", *variant_table.markdown(head, rows, range(first, first + len(COLUMNS))), ""]
+    return "\n".join(lines + [f"- {n}" for n in c.notes]) + "\n"
 
 
 def render_html(c: Comparison) -> str:
-    head, body = table(c)
-
-    def e(text: str) -> str:
-        return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
-
-    rows = []
-    for r, cells in zip(c.rows, body):
-        cls = ' class="best"' if r is c.best else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{e(x)}</td>" for x in cells) + "</tr>")
-    return "\n".join([
-        "<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-        "<title>rnngan compare</title>",
-        STYLE,
-        "</head>", "<body>", "<h1>rnngan compare</h1>", f"<p>{e(_intro(c))}</p>",
-        "<table>", "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead>",
-        "<tbody>", *rows, "</tbody>", "</table>",
-        "<ul>", *(f"<li>{e(n)}</li>" for n in c.notes), "</ul>", "</body>", "</html>", ""])
+    """The markdown as a standalone page, through the report's renderer and stylesheet (raw HTML
+    in a cell, e.g. an experiment's name, is shown as text)."""
+    return markdown_to_html("# rnngan compare\n\n" + render_markdown(c), Path("."), raw_html=False)
 
 
 def _networks(cell: str | None) -> tuple[str | None, str | None]:
@@ -449,7 +387,7 @@ def render_csv(c: Comparison) -> str:
     w = csv.DictWriter(buf, fieldnames=list(recs[0]), lineterminator="\n")
     w.writeheader()
     for rec in recs:
-        w.writerow({k: "" if v is None else (_param_text(v) if isinstance(v, (list, bool)) else v)
+        w.writerow({k: "" if v is None else (param_text(v) if isinstance(v, (list, bool)) else v)
                     for k, v in rec.items()})
     return buf.getvalue()
 

@@ -1,4 +1,5 @@
-"""report.html: report.md rendered as one standalone page, every image embedded.
+"""Markdown as one standalone HTML page, every image embedded: report.html, and `rnngan compare
+--format html` with the same stylesheet.
 
 The markdown is the source of truth (what GitHub shows in a pull request); this renders the same
 text with markdown-it (CommonMark plus GFM tables) and replaces each local image and link with a
@@ -46,9 +47,10 @@ def _data_uri(path: Path) -> str:
     return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def markdown_to_html(markdown: str, base: Path) -> str:
-    """A standalone HTML page of `markdown`; links relative to `base` are embedded."""
-    body = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+def markdown_to_html(markdown: str, base: Path, raw_html: bool = True) -> str:
+    """A standalone HTML page of `markdown`; links relative to `base` are embedded. With
+    `raw_html` false, HTML in the text is shown as text (names from elsewhere, as in `rnngan compare`)."""
+    body = MarkdownIt("commonmark", {"html": raw_html}).enable("table").render(markdown)
     cache: dict[str, str] = {}
 
     def embed(match: re.Match) -> str:
@@ -63,7 +65,7 @@ def markdown_to_html(markdown: str, base: Path) -> str:
     body = _LOCAL.sub(embed, body)
     title = re.search(r"<h1>(.*?)</h1>", body, re.S)
     title_text = re.sub(r"<[^>]+>", "", title.group(1)) if title else "rnngan report"
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    return ("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{title_text}</title>\n<style>{STYLE}</style>\n</head>\n"
             f"<body>\n<main>\n{body}</main>\n</body>\n</html>\n")

@@ -61,7 +61,7 @@ def _variant_tick(variant: str) -> str:
     return variant.replace("+", "\n+")
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,7 +75,7 @@ def _pyplot():
 def seeds_figure(comparison: dict, out: Path) -> None:
     """Per-seed FID, KID, recall and coverage of every variant: one point per seed, the mean as
     a bar, the held-out real row as a dashed line (the floor or the ceiling at this sample size)."""
-    plt, sns = _pyplot()
+    plt, sns = pyplot()
     rows = [{"variant": r["variant"], "seed": r["seed"], **{k: r[k] for k, *_ in SEED_PANELS}}
             for r in comparison["runs"].values()]
     df = pd.DataFrame(rows)
@@ -133,7 +133,7 @@ def samples_figure(grids: dict[str, np.ndarray], labels: dict[str, str], out: Pa
 def losses_figure(losses: dict[str, pd.DataFrame], variant_of: dict[str, str], out: Path) -> None:
     """D and G losses and D's outputs per step: per variant, the mean over its seeds with the
     band of their spread (seaborn's 95% interval of the mean)."""
-    plt, sns = _pyplot()
+    plt, sns = pyplot()
     frame = pd.concat([df.assign(variant=variant_of[run], run=run) for run, df in losses.items()])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, (col, title) in zip(axes, [("loss_d", "discriminator loss"), ("loss_g", "generator loss"),
@@ -157,7 +157,7 @@ def losses_figure(losses: dict[str, pd.DataFrame], variant_of: dict[str, str], o
 def distribution_figures(metrics: dict[str, dict], real: dict, figures: Path) -> None:
     """Histograms (grey, RGB; hue, saturation) and power spectra of one run per variant (its
     median seed) over the real images' (filled or black), and the held-out real row's (dotted)."""
-    plt, sns = _pyplot()
+    plt, sns = pyplot()
     first = real["histograms"]
     centres = bin_centres(first["bins"])
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8), sharex=True)
