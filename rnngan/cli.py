@@ -195,6 +195,8 @@ def params_schema_command(out: Path = typer.Option(None, "--out", help="write th
     if out is None:
         typer.echo(text, nl=False)
         return
+    if not out.parent.is_dir():
+        _fail(f"--out: no such folder {out.parent} (for {out})")
     with atomic_path(out) as tmp:
         tmp.write_text(text)
     typer.echo(f"wrote {out}")

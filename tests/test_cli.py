@@ -137,6 +137,7 @@ def bad_inputs(tmp_path):
         (["cluster"], "Missing option '--engine'"),
         (["cluster", "--engine", "slurm"], "--engine 'slurm': one of submitit, ray"),
         (["cluster", "--engine", "ray", "--slurm", "partition"], "expected KEY=VALUE"),
+        (["params-schema", "--out", str(tmp_path / "nowhere" / "s.json")], "--out: no such folder"),
     ]
 
 
@@ -146,12 +147,12 @@ def test_the_bad_inputs_cover_every_subcommand(tmp_path):
     assert commands <= named, f"no bad-input case for {sorted(commands - named)}"
 
 
-@pytest.mark.parametrize("case", range(31))
+@pytest.mark.parametrize("case", range(32))
 def test_every_subcommand_answers_a_bad_input_in_one_line_with_exit_code_2(case, tmp_path, monkeypatch, no_cuda,
                                                                              no_inception_weights):
     monkeypatch.chdir(tmp_path)
     cases = bad_inputs(tmp_path)
-    assert len(cases) == 31
+    assert len(cases) == 32
     args, message = cases[case]
     r = runner.invoke(app, args)
     assert r.exit_code == 2, (args, r.output)

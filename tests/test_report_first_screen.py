@@ -182,7 +182,7 @@ def test_the_whole_report_has_no_signed_zero_no_paragraph_twice_and_no_interval_
     assert len(fid) >= 3 + 1 + 9 and len(kid) >= 3 + 1 + 9        # the variants, the real row, every run
     for value, lo, hi in fid + kid:
         assert 0 <= value and 0 <= lo <= hi, (value, lo, hi)
-    assert "| *held-out real* | | | 0.13 [" in md and "| 0.0 [0.0, 0.8] |" in md      # KID -0.00002: no sign
+    assert "| *held-out real* |  |  | 0.13 [" in md and "| 0.0 [0.0, 0.8] |" in md      # KID -0.00002: no sign
     assert "an estimate below zero (images the features cannot tell from the reference" in md
 
 
