@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import subprocess
 import sys
 from dataclasses import dataclass, field, replace
@@ -31,6 +30,7 @@ from rnngan.config import VariantError, split_variant
 from rnngan.errors import UserError
 from rnngan.io import flatten
 from rnngan.report import table as variant_table
+from rnngan.report.table import finite
 from rnngan.report.formatting import NA, param_text, variant_name
 from rnngan.report.html import markdown_to_html
 
@@ -65,7 +65,7 @@ class Row:
     note: str = ""            # why there are no numbers, or what went wrong
 
     def number(self, key: str) -> float | None:
-        return _num(self.metrics.get(key))
+        return finite(self.metrics.get(key))
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,6 @@ class Comparison:
     notes: list[str]
     metrics_file: str
     variants: bool
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return float(v)
 
 
 def _short(rev: str) -> str:
@@ -274,7 +268,7 @@ def compare(rows: list[Row], notes: list[str] = (), metrics_file: str = "reports
             verdicts.append({True: "overlaps best", False: "worse", None: "no interval"}[o])
     out_notes = []
     confs = {r.params.get("metrics.confidence") for r in rows if r.number("fid") is not None}
-    conf = (f"{100 * _num(next(iter(confs))):g}%" if len(confs) == 1 and _num(next(iter(confs))) is not None
+    conf = (f"{100 * finite(next(iter(confs))):g}%" if len(confs) == 1 and finite(next(iter(confs))) is not None
             else "their stated")
     out_notes.append(f"Best FID: {_label(best)}, {variant_table.COLUMNS_BY_HEAD['FID'].text(best.metrics)}.")
     if overlapping:

@@ -16,11 +16,15 @@ from typing import Any, Callable, Mapping
 from rnngan.report.formatting import count, fmt, with_interval
 
 
-def _number(values: Mapping[str, Any], key: str) -> float | None:
-    v = values.get(key)
+def finite(v: Any) -> float | None:
+    """A finite number as a float; None for anything else (missing, NaN, a string, a bool)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         return None
     return float(v)
+
+
+def _number(values: Mapping[str, Any], key: str) -> float | None:
+    return finite(values.get(key))
 
 
 def _interval(key: str, digits: int, scale: float = 1.0) -> Callable[[Mapping], str | None]:
